@@ -1,0 +1,5 @@
+//! capstan's library: API types, pure decision logic, controllers and the webhook server.
+//! The binary in `main.rs` is a thin CLI over it.
+
+pub mod apis;
+pub mod manifest;

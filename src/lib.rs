@@ -2,4 +2,7 @@
 //! The binary in `main.rs` is a thin CLI over it.
 
 pub mod apis;
+pub mod certs;
+pub mod cli;
+pub mod convert;
 pub mod manifest;

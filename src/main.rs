@@ -1,10 +1,53 @@
 //! capstan: a Helm-free, all-in-one Kubernetes node autoscaler for AWS.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+
+use capstan::cli;
+
+#[derive(Parser)]
+#[command(name = "capstan", version, about = "Kubernetes node autoscaler for AWS that reads Karpenter v1 manifests")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print every CustomResourceDefinition capstan serves (YAML).
+    Crds,
+    /// Decode manifests strictly and check them against capstan's schemas and each other.
+    Check {
+        /// Files or directories of YAML / JSON manifests.
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Convert older Karpenter manifests (v1alpha5, v1beta1) to v1. Notes on what could not be
+    /// carried go to stderr.
+    Convert {
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Make a CA and webhook serving certificate; print the TLS Secret and the webhook
+    /// configurations with the caBundle injected (pipe into `kubectl apply -f -`).
+    Certs(cli::certs::Args),
+}
+
 fn main() -> ExitCode {
-    for crd in capstan::apis::all_crds() {
-        println!("{}", serde_json::to_string(&crd).unwrap_or_default());
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Crds => cli::crds::run(),
+        Command::Check { files } => cli::check::run(&files),
+        Command::Convert { files } => cli::convert::run(&files),
+        Command::Certs(args) => cli::certs::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
-    ExitCode::SUCCESS
 }

@@ -3,6 +3,7 @@
 //! document index, the field path and the line, never a panic.
 
 mod located;
+mod objects;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 pub use located::{Located, PathSeg};
+pub use objects::{Object, decode_object};
 
 /// One YAML document of a file.
 #[derive(Debug, Clone)]

@@ -1,0 +1,6 @@
+use super::CliResult;
+
+pub fn run() -> CliResult {
+    print!("{}", crate::apis::crds_yaml()?);
+    Ok(())
+}

@@ -310,6 +310,12 @@ pub struct CapacityReservation {
     pub end_time: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance_match_criteria: Option<String>,
+    /// `default` or `capacity-block`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservation_type: Option<String>,
+    /// `active` or `expiring`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
 }
 
 /// An image the selectors resolved to, with the node requirements it suits (e.g. its arch).

@@ -48,7 +48,7 @@ fn tidy(mut crd: CustomResourceDefinition, description: &str) -> CustomResourceD
             Err(_) => continue,
         };
         value["description"] = serde_json::Value::String(description.to_string());
-        rewrite_quantities(&mut value);
+        rewrite_schema(&mut value);
         if let Ok(tidied) = serde_json::from_value(value) {
             *schema = tidied;
         }
@@ -56,7 +56,7 @@ fn tidy(mut crd: CustomResourceDefinition, description: &str) -> CustomResourceD
     crd
 }
 
-fn rewrite_quantities(v: &mut serde_json::Value) {
+fn rewrite_schema(v: &mut serde_json::Value) {
     match v {
         serde_json::Value::Object(map) => {
             if map.get("x-kubernetes-int-or-string") == Some(&serde_json::Value::Bool(true))
@@ -76,9 +76,15 @@ fn rewrite_quantities(v: &mut serde_json::Value) {
                 }
                 return;
             }
-            map.values_mut().for_each(rewrite_quantities);
+            // schemars writes range bounds as floats; integer fields read better with integers.
+            for bound in ["minimum", "maximum"] {
+                if let Some(f) = map.get(bound).and_then(serde_json::Value::as_f64).filter(|f| f.fract() == 0.0) {
+                    map.insert(bound.into(), serde_json::Value::from(f as i64));
+                }
+            }
+            map.values_mut().for_each(rewrite_schema);
         }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(rewrite_quantities),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(rewrite_schema),
         _ => {}
     }
 }
@@ -92,3 +98,6 @@ pub fn crds_yaml() -> Result<String, serde_saphyr::SerializeError> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests;

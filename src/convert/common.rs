@@ -20,7 +20,10 @@ const OLD_HOP_LIMIT: i64 = 2;
 /// `N` seconds as a Go duration.
 pub(crate) fn seconds(n: i64, path: &str) -> Result<String, ConvertError> {
     if n < 0 {
-        return Err(ConvertError::Invalid { path: path.into(), message: format!("{n} is negative") });
+        return Err(ConvertError::Invalid {
+            path: path.into(),
+            message: format!("{n} is negative"),
+        });
     }
     Ok(format!("{n}s"))
 }
@@ -134,8 +137,12 @@ pub(crate) fn kubelet_note(
     if kubelet == KubeletConfiguration::default() {
         return Ok(());
     }
-    let block = serde_saphyr::to_string(&json!({ "kubelet": kubelet }))
-        .map_err(|e| ConvertError::Invalid { path: path.into(), message: e.to_string() })?;
+    let block = serde_saphyr::to_string(&json!({ "kubelet": kubelet })).map_err(|e| {
+        ConvertError::Invalid {
+            path: path.into(),
+            message: e.to_string(),
+        }
+    })?;
     let block: Vec<String> = block.lines().map(|l| format!("  {l}")).collect();
     ctx.note(format!(
         "{path}: kubelet settings live on the EC2NodeClass in v1, not on the NodePool; add this \
@@ -162,7 +169,10 @@ pub(crate) fn ami_selection(
                     "{FAMILY_PATH}: not set, so AL2 applied; with no {terms_path} it became \
                      amiSelectorTerms: [{{alias: al2@latest}}]"
                 ));
-                let alias = AMISelectorTerm { alias: Some("al2@latest".into()), ..Default::default() };
+                let alias = AMISelectorTerm {
+                    alias: Some("al2@latest".into()),
+                    ..Default::default()
+                };
                 return Ok((None, vec![alias]));
             }
             ctx.note(format!(
@@ -179,7 +189,10 @@ pub(crate) fn ami_selection(
         Some(f) => {
             return Err(ConvertError::Invalid {
                 path: FAMILY_PATH.into(),
-                message: format!("unknown AMI family {f:?} (known: {})", AMI_FAMILIES.join(", ")),
+                message: format!(
+                    "unknown AMI family {f:?} (known: {})",
+                    AMI_FAMILIES.join(", ")
+                ),
             });
         }
     };
@@ -201,7 +214,10 @@ pub(crate) fn ami_selection(
              {alias}}}], the latest EKS-optimized image as before; pin a version to stop nodes \
              drifting on every image release"
         ));
-        let term = AMISelectorTerm { alias: Some(alias), ..Default::default() };
+        let term = AMISelectorTerm {
+            alias: Some(alias),
+            ..Default::default()
+        };
         return Ok((Some(family), vec![term]));
     }
     ctx.note(format!(

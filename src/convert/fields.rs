@@ -15,7 +15,10 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     pub(crate) fn new(source: &'static str) -> Self {
-        Ctx { source, notes: Vec::new() }
+        Ctx {
+            source,
+            notes: Vec::new(),
+        }
     }
 
     pub(crate) fn note(&mut self, note: impl Into<String>) {
@@ -31,7 +34,9 @@ impl Ctx {
 /// `base.key`, or `base["key"]` when the key has dots or slashes (label keys, tag keys).
 pub(crate) fn join(base: &str, key: &str) -> String {
     let plain = !key.is_empty()
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     match (base.is_empty(), plain) {
         (true, true) => key.to_string(),
         (false, true) => format!("{base}.{key}"),
@@ -56,7 +61,11 @@ pub(crate) fn describe(value: &Value) -> String {
 }
 
 pub(crate) fn wrong_type(path: &str, expected: &'static str, found: &Value) -> ConvertError {
-    ConvertError::WrongType { path: path.to_string(), expected, found: describe(found) }
+    ConvertError::WrongType {
+        path: path.to_string(),
+        expected,
+        found: describe(found),
+    }
 }
 
 /// One map of the input, consumed key by key.
@@ -68,7 +77,10 @@ pub(crate) struct Fields {
 impl Fields {
     pub(crate) fn new(value: Value, path: &str) -> Result<Self, ConvertError> {
         match value {
-            Value::Object(map) => Ok(Fields { path: path.to_string(), map }),
+            Value::Object(map) => Ok(Fields {
+                path: path.to_string(),
+                map,
+            }),
             other => Err(wrong_type(path, "a map", &other)),
         }
     }
@@ -116,7 +128,9 @@ impl Fields {
         &mut self,
         key: &str,
     ) -> Result<Option<Vec<(String, String)>>, ConvertError> {
-        let Some(fields) = self.fields(key)? else { return Ok(None) };
+        let Some(fields) = self.fields(key)? else {
+            return Ok(None);
+        };
         let mut out = Vec::new();
         for (k, v) in fields.map {
             match v {
@@ -173,7 +187,10 @@ pub(crate) fn decode<T: DeserializeOwned>(
                     serde_path_to_error::Segment::Unknown => full,
                 };
             }
-            Err(ConvertError::Invalid { path: full, message: e.into_inner().to_string() })
+            Err(ConvertError::Invalid {
+                path: full,
+                message: e.into_inner().to_string(),
+            })
         }
     }
 }
@@ -184,9 +201,9 @@ fn ignored_path(base: &str, p: &serde_ignored::Path) -> String {
         Path::Root => base.to_string(),
         Path::Seq { parent, index: i } => index(&ignored_path(base, parent), *i),
         Path::Map { parent, key } => join(&ignored_path(base, parent), key),
-        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
-            ignored_path(base, parent)
-        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => ignored_path(base, parent),
     }
 }
 

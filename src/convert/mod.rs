@@ -12,6 +12,8 @@ mod v1beta1;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 use serde_json::Value;
@@ -36,7 +38,11 @@ pub enum ConvertError {
     #[error("{}required but missing", at(.path))]
     Missing { path: String },
     #[error("{}expected {expected}, got {found}", at(.path))]
-    WrongType { path: String, expected: &'static str, found: String },
+    WrongType {
+        path: String,
+        expected: &'static str,
+        found: String,
+    },
     #[error("{}{message}", at(.path))]
     Invalid { path: String, message: String },
     #[error(
@@ -47,11 +53,20 @@ pub enum ConvertError {
     )]
     UnknownApiVersion { path: String, api_version: String },
     #[error("{}{kind:?} of {api_version} cannot be converted: {reason}", at(.path))]
-    UnknownKind { path: String, api_version: String, kind: String, reason: &'static str },
+    UnknownKind {
+        path: String,
+        api_version: String,
+        kind: String,
+        reason: &'static str,
+    },
 }
 
 fn at(path: &str) -> String {
-    if path.is_empty() { String::new() } else { format!("{path}: ") }
+    if path.is_empty() {
+        String::new()
+    } else {
+        format!("{path}: ")
+    }
 }
 
 impl ConvertError {
@@ -72,7 +87,11 @@ impl ConvertError {
         | Self::Invalid { path, .. }
         | Self::UnknownApiVersion { path, .. }
         | Self::UnknownKind { path, .. }) = &mut self;
-        *path = if path.is_empty() { prefix.to_string() } else { format!("{prefix}.{path}") };
+        *path = if path.is_empty() {
+            prefix.to_string()
+        } else {
+            format!("{prefix}.{path}")
+        };
         self
     }
 }
@@ -88,12 +107,20 @@ pub fn convert_document(doc: &Value) -> Result<Converted, ConvertError> {
     let api_version = match map.get("apiVersion") {
         Some(Value::String(s)) => s.as_str(),
         Some(other) => return Err(wrong_type("apiVersion", "a string", other)),
-        None => return Err(ConvertError::Missing { path: "apiVersion".into() }),
+        None => {
+            return Err(ConvertError::Missing {
+                path: "apiVersion".into(),
+            });
+        }
     };
     let kind = match map.get("kind") {
         Some(Value::String(s)) => s.as_str(),
         Some(other) => return Err(wrong_type("kind", "a string", other)),
-        None => return Err(ConvertError::Missing { path: "kind".into() }),
+        None => {
+            return Err(ConvertError::Missing {
+                path: "kind".into(),
+            });
+        }
     };
     let unknown_kind = |reason| {
         Err(ConvertError::UnknownKind {
@@ -106,6 +133,8 @@ pub fn convert_document(doc: &Value) -> Result<Converted, ConvertError> {
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
     match (group, version, kind) {
         ("", "v1", "List") => convert_list(map.get("items")),
+        // `kubectl get` of one old resource type may also name the list after it.
+        (KARPENTER | KARPENTER_AWS, _, k) if k.ends_with("List") => convert_list(map.get("items")),
         (KARPENTER | KARPENTER_AWS, "v1", _) => passthrough(doc),
         (KARPENTER, "v1alpha5", "Provisioner") => v1alpha5::provisioner(doc.clone()),
         (KARPENTER, "v1beta1", "NodePool") => v1beta1::node_pool(doc.clone()),
@@ -127,22 +156,34 @@ pub fn convert_document(doc: &Value) -> Result<Converted, ConvertError> {
 }
 
 fn passthrough(doc: &Value) -> Result<Converted, ConvertError> {
-    Ok(Converted { objects: vec![doc.clone()], notes: Vec::new() })
+    Ok(Converted {
+        objects: vec![doc.clone()],
+        notes: Vec::new(),
+    })
 }
 
 /// `kubectl get provisioners -o yaml` gives a `List`: each item is converted on its own.
 fn convert_list(items: Option<&Value>) -> Result<Converted, ConvertError> {
     let items = match items {
-        None | Some(Value::Null) => return Ok(Converted { objects: Vec::new(), notes: Vec::new() }),
+        None | Some(Value::Null) => {
+            return Ok(Converted {
+                objects: Vec::new(),
+                notes: Vec::new(),
+            });
+        }
         Some(Value::Array(items)) => items,
         Some(other) => return Err(wrong_type("items", "a list", other)),
     };
-    let mut out = Converted { objects: Vec::new(), notes: Vec::new() };
+    let mut out = Converted {
+        objects: Vec::new(),
+        notes: Vec::new(),
+    };
     for (i, item) in items.iter().enumerate() {
         let prefix = index("items", i);
         let converted = convert_document(item).map_err(|e| e.within(&prefix))?;
         out.objects.extend(converted.objects);
-        out.notes.extend(converted.notes.into_iter().map(|n| format!("{prefix}.{n}")));
+        out.notes
+            .extend(converted.notes.into_iter().map(|n| format!("{prefix}.{n}")));
     }
     Ok(out)
 }
@@ -184,11 +225,19 @@ pub(crate) fn split_doc(doc: Value, ctx: &mut Ctx) -> Result<Doc, ConvertError> 
     top.take("status");
     let metadata = match top.fields("metadata")? {
         Some(m) => metadata(m, ctx)?,
-        None => return Err(ConvertError::Missing { path: "metadata.name".into() }),
+        None => {
+            return Err(ConvertError::Missing {
+                path: "metadata.name".into(),
+            });
+        }
     };
     let spec = match top.take("spec") {
         Some(v) => Fields::new(v, "spec")?,
-        None => return Err(ConvertError::Missing { path: "spec".into() }),
+        None => {
+            return Err(ConvertError::Missing {
+                path: "spec".into(),
+            });
+        }
     };
     top.finish(ctx);
     Ok(Doc { metadata, spec })
@@ -203,20 +252,36 @@ fn metadata(mut m: Fields, ctx: &mut Ctx) -> Result<ObjectMeta, ConvertError> {
     if name.is_none() && generate_name.is_none() {
         return Err(ConvertError::Missing { path: m.at("name") });
     }
-    let labels = m.string_map("labels")?.map(|l| l.into_iter().collect());
-    let annotations = m.string_map("annotations")?.map(|a| {
-        a.into_iter().filter(|(k, _)| !SERVER_SET_ANNOTATIONS.contains(&k.as_str())).collect()
-    });
+    let labels = m
+        .string_map("labels")?
+        .map(|l| -> BTreeMap<String, String> { l.into_iter().collect() })
+        .filter(|l| !l.is_empty());
+    let annotations = m
+        .string_map("annotations")?
+        .map(|a| -> BTreeMap<String, String> {
+            a.into_iter()
+                .filter(|(k, _)| !SERVER_SET_ANNOTATIONS.contains(&k.as_str()))
+                .collect()
+        })
+        .filter(|a| !a.is_empty());
     if let Some(ns) = m.string("namespace")? {
         ctx.note(format!(
             "metadata.namespace: {ns} dropped; NodePools and EC2NodeClasses are cluster-scoped"
         ));
     }
     m.finish(ctx);
-    Ok(ObjectMeta { name, generate_name, labels, annotations, ..Default::default() })
+    Ok(ObjectMeta {
+        name,
+        generate_name,
+        labels,
+        annotations,
+        ..Default::default()
+    })
 }
 
 pub(crate) fn to_value(object: &impl Serialize) -> Result<Value, ConvertError> {
-    serde_json::to_value(object)
-        .map_err(|e| ConvertError::Invalid { path: String::new(), message: e.to_string() })
+    serde_json::to_value(object).map_err(|e| ConvertError::Invalid {
+        path: String::new(),
+        message: e.to_string(),
+    })
 }

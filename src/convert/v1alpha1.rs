@@ -44,7 +44,11 @@ pub(crate) fn aws_node_template(doc: Value) -> Result<Converted, ConvertError> {
             let sel = Selector::parse(sel, "spec.securityGroupSelector", &[], &mut ctx);
             sel.ids_or_tags(&mut ctx)
                 .into_iter()
-                .map(|(id, tags)| SecurityGroupSelectorTerm { id, tags, name: None })
+                .map(|(id, tags)| SecurityGroupSelectorTerm {
+                    id,
+                    tags,
+                    name: None,
+                })
                 .collect()
         }
         None => {
@@ -109,8 +113,14 @@ pub(crate) fn aws_node_template(doc: Value) -> Result<Converted, ConvertError> {
         },
         status: None,
     };
-    Ok(Converted { objects: vec![to_value(&class)?], notes: ctx.notes })
+    Ok(Converted {
+        objects: vec![to_value(&class)?],
+        notes: ctx.notes,
+    })
 }
+
+/// One v1 subnet or security group term: an id, or tags.
+type IdOrTags = (Option<String>, Option<BTreeMap<String, String>>);
 
 /// One old selector map, split into its kinds of filter.
 struct Selector {
@@ -123,7 +133,11 @@ struct Selector {
 }
 
 fn split_values(v: &str) -> Vec<String> {
-    v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 impl Selector {
@@ -133,8 +147,12 @@ impl Selector {
         special_keys: &[&str],
         ctx: &mut Ctx,
     ) -> Self {
-        let mut out =
-            Selector { path, ids: Vec::new(), special: BTreeMap::new(), tags: Vec::new() };
+        let mut out = Selector {
+            path,
+            ids: Vec::new(),
+            special: BTreeMap::new(),
+            tags: Vec::new(),
+        };
         for (k, v) in sel {
             if IDS_KEYS.contains(&k.as_str()) {
                 out.ids.extend(split_values(&v));
@@ -206,7 +224,7 @@ impl Selector {
     }
 
     /// (id, tags) pairs, one per v1 term.
-    fn ids_or_tags(&self, ctx: &mut Ctx) -> Vec<(Option<String>, Option<BTreeMap<String, String>>)> {
+    fn ids_or_tags(&self, ctx: &mut Ctx) -> Vec<IdOrTags> {
         if self.ids.is_empty() && self.tags.is_empty() {
             ctx.note(format!("{}: empty; its terms must be written", self.path));
             return Vec::new();
@@ -214,7 +232,10 @@ impl Selector {
         let terms: Vec<_> = if self.ids_win(ctx) {
             self.ids.iter().map(|id| (Some(id.clone()), None)).collect()
         } else {
-            self.tag_maps(ctx).into_iter().map(|m| (None, Some(m))).collect()
+            self.tag_maps(ctx)
+                .into_iter()
+                .map(|m| (None, Some(m)))
+                .collect()
         };
         too_many(self.path, terms.len(), ctx);
         terms
@@ -223,7 +244,9 @@ impl Selector {
 
 fn too_many(path: &str, n: usize, ctx: &mut Ctx) {
     if n > MAX_TERMS {
-        ctx.note(format!("{path}: became {n} terms, more than the {MAX_TERMS} v1 accepts; narrow it"));
+        ctx.note(format!(
+            "{path}: became {n} terms, more than the {MAX_TERMS} v1 accepts; narrow it"
+        ));
     }
 }
 
@@ -238,7 +261,10 @@ fn ami_terms(sel: Vec<(String, String)>, ctx: &mut Ctx) -> Vec<AMISelectorTerm> 
         let terms: Vec<AMISelectorTerm> = sel
             .ids
             .iter()
-            .map(|id| AMISelectorTerm { id: Some(id.clone()), ..Default::default() })
+            .map(|id| AMISelectorTerm {
+                id: Some(id.clone()),
+                ..Default::default()
+            })
             .collect();
         too_many(sel.path, terms.len(), ctx);
         return terms;

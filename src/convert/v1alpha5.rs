@@ -17,7 +17,11 @@ use crate::apis::nodepool::{
 pub(crate) fn provisioner(doc: Value) -> Result<Converted, ConvertError> {
     let mut ctx = Ctx::new("v1alpha5 Provisioner");
     let Doc { metadata, mut spec } = split_doc(doc, &mut ctx)?;
-    let pool_name = metadata.name.clone().or_else(|| metadata.generate_name.clone()).unwrap_or_default();
+    let pool_name = metadata
+        .name
+        .clone()
+        .or_else(|| metadata.generate_name.clone())
+        .unwrap_or_default();
 
     let labels = spec
         .string_map("labels")?
@@ -27,8 +31,11 @@ pub(crate) fn provisioner(doc: Value) -> Result<Converted, ConvertError> {
         .string_map("annotations")?
         .map(|a| common::annotations(a, "spec.annotations", &mut ctx))
         .filter(|a| !a.is_empty());
-    let template_metadata = (labels.is_some() || annotations.is_some())
-        .then_some(TemplateMetadata { labels, annotations });
+    let template_metadata =
+        (labels.is_some() || annotations.is_some()).then_some(TemplateMetadata {
+            labels,
+            annotations,
+        });
 
     let requirements = match spec.take("requirements") {
         Some(v) => common::requirements(v, "spec.requirements", &mut ctx)?,
@@ -50,7 +57,10 @@ pub(crate) fn provisioner(doc: Value) -> Result<Converted, ConvertError> {
         }
         None => None,
     };
-    let weight = spec.integer("weight")?.map(|w| common::weight(w, "spec.weight")).transpose()?;
+    let weight = spec
+        .integer("weight")?
+        .map(|w| common::weight(w, "spec.weight"))
+        .transpose()?;
     let disruption = disruption(&mut spec, &mut ctx)?;
     let expire_after = expire_after(&mut spec, &mut ctx)?;
     spec.finish(&mut ctx);
@@ -79,7 +89,10 @@ pub(crate) fn provisioner(doc: Value) -> Result<Converted, ConvertError> {
         },
         status: None,
     };
-    Ok(Converted { objects: vec![to_value(&pool)?], notes: ctx.notes })
+    Ok(Converted {
+        objects: vec![to_value(&pool)?],
+        notes: ctx.notes,
+    })
 }
 
 /// The EC2NodeClass the pool points at: the providerRef's name, else one named after the pool
@@ -92,13 +105,16 @@ fn node_class_name(
     let has_provider = spec.take("provider").is_some();
     let name = match spec.fields("providerRef")? {
         Some(mut r) => {
-            let name = r.string("name")?.ok_or_else(|| ConvertError::Missing { path: r.at("name") })?;
+            let name = r
+                .string("name")?
+                .ok_or_else(|| ConvertError::Missing { path: r.at("name") })?;
             let kind = r.string("kind")?;
             let api_version = r.string("apiVersion")?;
             r.finish(ctx);
             let foreign_kind = kind.as_deref().is_some_and(|k| k != "AWSNodeTemplate");
-            let foreign_group =
-                api_version.as_deref().is_some_and(|v| !v.starts_with("karpenter.k8s.aws/"));
+            let foreign_group = api_version
+                .as_deref()
+                .is_some_and(|v| !v.starts_with("karpenter.k8s.aws/"));
             if foreign_kind || foreign_group {
                 ctx.note(format!(
                     "spec.providerRef: {} {} is not an AWSNodeTemplate; the NodePool points at \
@@ -163,7 +179,10 @@ fn disruption(spec: &mut Fields, ctx: &mut Ctx) -> Result<Disruption, ConvertErr
                 "spec.consolidation.enabled: true became disruption.consolidationPolicy: \
                  WhenEmptyOrUnderutilized, consolidateAfter: 0s",
             );
-            (CONSOLIDATION_POLICY_WHEN_EMPTY_OR_UNDERUTILIZED, "0s".to_string())
+            (
+                CONSOLIDATION_POLICY_WHEN_EMPTY_OR_UNDERUTILIZED,
+                "0s".to_string(),
+            )
         }
         (None, _) => {
             ctx.note(

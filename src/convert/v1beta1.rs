@@ -17,8 +17,7 @@ use crate::apis::ec2nodeclass::{
 };
 use crate::apis::nodepool::{
     Budget, CONSOLIDATION_POLICY_WHEN_EMPTY, CONSOLIDATION_POLICY_WHEN_EMPTY_OR_UNDERUTILIZED,
-    Disruption, NodeClaimTemplate, NodeClaimTemplateSpec, NodePool, NodePoolSpec,
-    TemplateMetadata,
+    Disruption, NodeClaimTemplate, NodeClaimTemplateSpec, NodePool, NodePoolSpec, TemplateMetadata,
 };
 
 const WHEN_UNDERUTILIZED: &str = "WhenUnderutilized";
@@ -29,7 +28,9 @@ pub(crate) fn node_pool(doc: Value) -> Result<Converted, ConvertError> {
 
     let mut template = spec
         .fields("template")?
-        .ok_or_else(|| ConvertError::Missing { path: "spec.template".into() })?;
+        .ok_or_else(|| ConvertError::Missing {
+            path: "spec.template".into(),
+        })?;
     let template_metadata = match template.fields("metadata")? {
         Some(mut m) => {
             let labels = m
@@ -41,14 +42,18 @@ pub(crate) fn node_pool(doc: Value) -> Result<Converted, ConvertError> {
                 .map(|a| common::annotations(a, "spec.template.metadata.annotations", &mut ctx))
                 .filter(|a| !a.is_empty());
             m.finish(&mut ctx);
-            (labels.is_some() || annotations.is_some())
-                .then_some(TemplateMetadata { labels, annotations })
+            (labels.is_some() || annotations.is_some()).then_some(TemplateMetadata {
+                labels,
+                annotations,
+            })
         }
         None => None,
     };
     let mut tspec = template
         .fields("spec")?
-        .ok_or_else(|| ConvertError::Missing { path: "spec.template.spec".into() })?;
+        .ok_or_else(|| ConvertError::Missing {
+            path: "spec.template.spec".into(),
+        })?;
     template.finish(&mut ctx);
 
     let requirements = match tspec.take("requirements") {
@@ -77,7 +82,10 @@ pub(crate) fn node_pool(doc: Value) -> Result<Converted, ConvertError> {
         None => (None, None),
     };
     let limits: Option<BTreeMap<String, Quantity>> = spec.decode("limits", &mut ctx)?;
-    let weight = spec.integer("weight")?.map(|w| common::weight(w, "spec.weight")).transpose()?;
+    let weight = spec
+        .integer("weight")?
+        .map(|w| common::weight(w, "spec.weight"))
+        .transpose()?;
     spec.finish(&mut ctx);
 
     let pool = NodePool {
@@ -100,15 +108,22 @@ pub(crate) fn node_pool(doc: Value) -> Result<Converted, ConvertError> {
         },
         status: None,
     };
-    Ok(Converted { objects: vec![to_value(&pool)?], notes: ctx.notes })
+    Ok(Converted {
+        objects: vec![to_value(&pool)?],
+        notes: ctx.notes,
+    })
 }
 
 /// `{name, kind?, apiVersion?}` → `{group, kind, name}`, all required in v1.
 fn node_class_ref(tspec: &mut Fields, ctx: &mut Ctx) -> Result<NodeClassReference, ConvertError> {
     let mut r = tspec
         .fields("nodeClassRef")?
-        .ok_or_else(|| ConvertError::Missing { path: tspec.at("nodeClassRef") })?;
-    let name = r.string("name")?.ok_or_else(|| ConvertError::Missing { path: r.at("name") })?;
+        .ok_or_else(|| ConvertError::Missing {
+            path: tspec.at("nodeClassRef"),
+        })?;
+    let name = r
+        .string("name")?
+        .ok_or_else(|| ConvertError::Missing { path: r.at("name") })?;
     let kind = r.string("kind")?.unwrap_or_else(|| "EC2NodeClass".into());
     let group = match r.string("apiVersion")? {
         Some(v) => v.split_once('/').map_or(v.as_str(), |(g, _)| g).to_string(),
@@ -171,7 +186,11 @@ fn disruption(
         ));
     }
     let disruption = (policy.is_some() || consolidate_after.is_some() || budgets.is_some())
-        .then_some(Disruption { consolidate_after, consolidation_policy: policy, budgets });
+        .then_some(Disruption {
+            consolidate_after,
+            consolidation_policy: policy,
+            budgets,
+        });
     Ok((disruption, expire_after))
 }
 
@@ -183,8 +202,9 @@ pub(crate) fn ec2_node_class(doc: Value) -> Result<Converted, ConvertError> {
         required_terms(&mut spec, "subnetSelectorTerms", &mut ctx)?;
     let security_group_selector_terms: Vec<SecurityGroupSelectorTerm> =
         required_terms(&mut spec, "securityGroupSelectorTerms", &mut ctx)?;
-    let ami_terms: Vec<AMISelectorTerm> =
-        spec.decode("amiSelectorTerms", &mut ctx)?.unwrap_or_default();
+    let ami_terms: Vec<AMISelectorTerm> = spec
+        .decode("amiSelectorTerms", &mut ctx)?
+        .unwrap_or_default();
     let family = spec.string("amiFamily")?;
     let (ami_family, ami_selector_terms) =
         common::ami_selection(family, ami_terms, "spec.amiSelectorTerms", &mut ctx)?;
@@ -226,7 +246,10 @@ pub(crate) fn ec2_node_class(doc: Value) -> Result<Converted, ConvertError> {
         },
         status: None,
     };
-    Ok(Converted { objects: vec![to_value(&class)?], notes: ctx.notes })
+    Ok(Converted {
+        objects: vec![to_value(&class)?],
+        notes: ctx.notes,
+    })
 }
 
 fn required_terms<T: serde::de::DeserializeOwned>(
@@ -238,7 +261,10 @@ fn required_terms<T: serde::de::DeserializeOwned>(
     match terms {
         Some(t) if !t.is_empty() => Ok(t),
         _ => {
-            ctx.note(format!("{}: empty; its terms must be written", spec.at(key)));
+            ctx.note(format!(
+                "{}: empty; its terms must be written",
+                spec.at(key)
+            ));
             Ok(Vec::new())
         }
     }

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Every test capstan has, as CI runs them: formatting, lints, unit and integration tests, the
+# manifest validator and the end-to-end CLI checks. Installs what it needs (Python venv with the
+# validator) on a fresh machine. With CI=true a missing tool fails the run instead of skipping.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "toolchain"
+command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first"; exit 1; }
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy >/dev/null 2>&1 || true
+cargo --version
+
+step "python venv (.venv): kubernetes-validate"
+scripts/venv.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --all-targets --quiet -- -D warnings
+
+step "cargo test"
+cargo test --all-targets 2>&1 | tee target/test-output.txt
+# Count what cargo ran, for the closing line.
+read -r passed failed < <(awk '/^test result:/ { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p+0, f+0 }' target/test-output.txt)
+
+step "manifests against the Kubernetes schemas"
+scripts/validate-manifests.sh
+
+step "end-to-end: the CLI as a user runs it"
+e2e/cli.sh
+
+echo
+echo "all checks passed in $(( $(date +%s) - start ))s (cargo: ${passed} passed, ${failed} failed)"

@@ -1,0 +1,23 @@
+# Common tasks. Every recipe is a plain script underneath, so nothing here needs `just` itself.
+
+# Run every test, as CI does.
+test:
+    ./scripts/test.sh
+
+# The main job (today: the CLI walk-through; later: the sandbox with a demo workload).
+demo:
+    ./scripts/demo.sh
+
+# Install into the cluster of the current kubeconfig: CRDs, then capstan with fresh webhook certs.
+install:
+    kubectl apply -f manifests/crds/
+    kubectl apply -f manifests/00-namespace.yaml -f manifests/10-rbac.yaml -f manifests/20-deployment.yaml
+    cargo run --quiet -- certs | kubectl apply -f -
+
+# Regenerate manifests/crds from the API types.
+crds:
+    cargo run --quiet -- crds > manifests/crds/crds.yaml
+
+# Benchmarks (criterion).
+bench:
+    cargo bench

@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use capstan::cli;
 
 #[derive(Parser)]
-#[command(name = "capstan", version, about = "Kubernetes node autoscaler for AWS that reads Karpenter v1 manifests")]
+#[command(
+    name = "capstan",
+    version,
+    about = "Kubernetes node autoscaler for AWS that reads Karpenter v1 manifests"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

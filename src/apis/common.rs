@@ -6,8 +6,16 @@ use serde::{Deserialize, Serialize};
 
 /// Operators a requirement may use. Karpenter v1 has the first six; `Gte` / `Lte` are the
 /// inclusive forms newer Karpenter releases accept.
-pub const REQUIREMENT_OPERATORS: &[&str] =
-    &["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt", "Gte", "Lte"];
+pub const REQUIREMENT_OPERATORS: &[&str] = &[
+    "In",
+    "NotIn",
+    "Exists",
+    "DoesNotExist",
+    "Gt",
+    "Lt",
+    "Gte",
+    "Lte",
+];
 
 /// A node selector requirement as Kubernetes has it, plus Karpenter's `minValues`: the least number
 /// of distinct values of `key` the launch must keep open (instance-type flexibility).
@@ -58,7 +66,12 @@ pub struct NodeClassReference {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Taint {
-    #[schemars(length(min = 1), regex(pattern = r"^([a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"))]
+    #[schemars(
+        length(min = 1),
+        regex(
+            pattern = r"^([a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+        )
+    )]
     pub key: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"))]

@@ -9,10 +9,25 @@ use serde::{Deserialize, Serialize};
 
 use super::common::Condition;
 
-pub const AMI_FAMILIES: &[&str] =
-    &["AL2", "AL2023", "Bottlerocket", "Ubuntu", "Custom", "Windows2019", "Windows2022", "Windows2025"];
+pub const AMI_FAMILIES: &[&str] = &[
+    "AL2",
+    "AL2023",
+    "Bottlerocket",
+    "Ubuntu",
+    "Custom",
+    "Windows2019",
+    "Windows2022",
+    "Windows2025",
+];
 /// Families an `alias` (`family@version`) may name.
-pub const AMI_ALIAS_FAMILIES: &[&str] = &["al2", "al2023", "bottlerocket", "windows2019", "windows2022", "windows2025"];
+pub const AMI_ALIAS_FAMILIES: &[&str] = &[
+    "al2",
+    "al2023",
+    "bottlerocket",
+    "windows2019",
+    "windows2022",
+    "windows2025",
+];
 
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[kube(
@@ -48,7 +63,11 @@ pub struct EC2NodeClassSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 30))]
     pub capacity_reservation_selector_terms: Option<Vec<CapacityReservationSelectorTerm>>,
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "associatePublicIPAddress")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "associatePublicIPAddress"
+    )]
     pub associate_public_ip_address: Option<bool>,
     /// Images to launch, found by alias (`al2023@latest`), tags, id, name or SSM parameter.
     #[schemars(length(min = 1, max = 30))]
@@ -173,7 +192,11 @@ pub struct AMISelectorTerm {
 #[x_kube(validation = Rule::new("has(self.evictionSoft) ? has(self.evictionSoftGracePeriod) && self.evictionSoft.all(e, e in self.evictionSoftGracePeriod) : true").message("evictionSoft OwnerKey does not have a matching evictionSoftGracePeriod"))]
 #[x_kube(validation = Rule::new("has(self.evictionSoftGracePeriod) ? has(self.evictionSoft) && self.evictionSoftGracePeriod.all(e, e in self.evictionSoft) : true").message("evictionSoftGracePeriod OwnerKey does not have a matching evictionSoft"))]
 pub struct KubeletConfiguration {
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "clusterDNS")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "clusterDNS"
+    )]
     pub cluster_dns: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
@@ -198,13 +221,25 @@ pub struct KubeletConfiguration {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub eviction_max_pod_grace_period: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "imageGCHighThresholdPercent")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "imageGCHighThresholdPercent"
+    )]
     #[schemars(range(min = 0, max = 100))]
     pub image_gc_high_threshold_percent: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "imageGCLowThresholdPercent")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "imageGCLowThresholdPercent"
+    )]
     #[schemars(range(min = 0, max = 100))]
     pub image_gc_low_threshold_percent: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "cpuCFSQuota")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "cpuCFSQuota"
+    )]
     pub cpu_cfs_quota: Option<bool>,
 }
 
@@ -232,7 +267,11 @@ pub struct BlockDevice {
     pub iops: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "kmsKeyID")]
     pub kms_key_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "snapshotID")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "snapshotID"
+    )]
     pub snapshot_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throughput: Option<i64>,
@@ -249,16 +288,32 @@ pub struct BlockDevice {
 /// Instance metadata service options (IMDS).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 pub struct MetadataOptions {
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "httpEndpoint")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "httpEndpoint"
+    )]
     #[schemars(extend("enum" = ["enabled", "disabled"], "default" = "enabled"))]
     pub http_endpoint: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "httpProtocolIPv6")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "httpProtocolIPv6"
+    )]
     #[schemars(extend("enum" = ["enabled", "disabled"], "default" = "disabled"))]
     pub http_protocol_ipv6: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "httpPutResponseHopLimit")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "httpPutResponseHopLimit"
+    )]
     #[schemars(range(min = 1, max = 64), extend("default" = 1))]
     pub http_put_response_hop_limit: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "httpTokens")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "httpTokens"
+    )]
     #[schemars(extend("enum" = ["required", "optional"], "default" = "required"))]
     pub http_tokens: Option<String>,
 }
@@ -340,6 +395,8 @@ pub struct AmiRequirement {
 
 impl EC2NodeClass {
     pub fn condition(&self, type_: &str) -> Option<&Condition> {
-        self.status.as_ref().and_then(|s| super::common::find_condition(&s.conditions, type_))
+        self.status
+            .as_ref()
+            .and_then(|s| super::common::find_condition(&s.conditions, type_))
     }
 }

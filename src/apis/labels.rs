@@ -134,8 +134,10 @@ pub fn rule_kubernetes_io() -> Rule {
 }
 
 pub fn rule_k8s_io() -> Rule {
-    Rule::new(format!("{DOMAIN}.endsWith(\"kops.k8s.io\") || !{DOMAIN}.endsWith(\"k8s.io\")"))
-        .message("label domain \"k8s.io\" is restricted")
+    Rule::new(format!(
+        "{DOMAIN}.endsWith(\"kops.k8s.io\") || !{DOMAIN}.endsWith(\"k8s.io\")"
+    ))
+    .message("label domain \"k8s.io\" is restricted")
 }
 
 pub fn rule_karpenter_sh() -> Rule {
@@ -155,18 +157,22 @@ pub fn rule_karpenter_aws() -> Rule {
 }
 
 pub fn rule_not_hostname() -> Rule {
-    Rule::new(format!("self != \"{HOSTNAME}\"")).message(Message::Message(format!("label \"{HOSTNAME}\" is restricted")))
+    Rule::new(format!("self != \"{HOSTNAME}\"")).message(Message::Message(format!(
+        "label \"{HOSTNAME}\" is restricted"
+    )))
 }
 
 /// The same restrictions over a map of labels (`self` is the map; CEL iterates its keys).
 pub fn rule_labels_not(key: &str) -> Rule {
-    Rule::new(format!("self.all(x, x != \"{key}\")")).message(Message::Message(format!("label \"{key}\" is restricted")))
+    Rule::new(format!("self.all(x, x != \"{key}\")"))
+        .message(Message::Message(format!("label \"{key}\" is restricted")))
 }
 
 /// The NodePool-only rule on requirements: the NodePool label is set by capstan itself.
 pub fn rule_requirements_not_nodepool() -> Rule {
-    Rule::new(format!("self.all(x, x.key != \"{NODEPOOL}\")"))
-        .message(Message::Message(format!("label \"{NODEPOOL}\" is restricted")))
+    Rule::new(format!("self.all(x, x.key != \"{NODEPOOL}\")")).message(Message::Message(format!(
+        "label \"{NODEPOOL}\" is restricted"
+    )))
 }
 
 #[cfg(test)]

@@ -19,8 +19,8 @@ pub use nodeclaim::{NodeClaim, NodeClaimSpec, NodeClaimStatus};
 pub use nodepool::{Budget, Disruption, NodePool, NodePoolSpec, NodePoolStatus};
 pub use requestpolicy::{RequestPolicy, RequestPolicySpec};
 
-use kube::CustomResourceExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
 
 /// Kubernetes' quantity syntax, as the API server's own CRDs carry it.
 pub const QUANTITY_PATTERN: &str = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$";
@@ -28,19 +28,38 @@ pub const QUANTITY_PATTERN: &str = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([
 /// Every CRD capstan serves, in a fixed order so that `capstan crds` is deterministic.
 pub fn all_crds() -> Vec<CustomResourceDefinition> {
     let described = [
-        (NodePool::crd(), "NodePool is the Schema for the NodePools API: what nodes capstan may launch and how they may be disrupted."),
-        (NodeClaim::crd(), "NodeClaim is the Schema for the NodeClaims API: one unit of capacity, from request to launched instance to Node."),
-        (EC2NodeClass::crd(), "EC2NodeClass is the Schema for the EC2NodeClass API: how instances are launched on AWS."),
-        (RequestPolicy::crd(), "RequestPolicy sets LimitRange-style request and limit defaults and bounds for the pods it selects, across namespaces."),
+        (
+            NodePool::crd(),
+            "NodePool is the Schema for the NodePools API: what nodes capstan may launch and how they may be disrupted.",
+        ),
+        (
+            NodeClaim::crd(),
+            "NodeClaim is the Schema for the NodeClaims API: one unit of capacity, from request to launched instance to Node.",
+        ),
+        (
+            EC2NodeClass::crd(),
+            "EC2NodeClass is the Schema for the EC2NodeClass API: how instances are launched on AWS.",
+        ),
+        (
+            RequestPolicy::crd(),
+            "RequestPolicy sets LimitRange-style request and limit defaults and bounds for the pods it selects, across namespaces.",
+        ),
     ];
-    described.into_iter().map(|(crd, doc)| tidy(crd, doc)).collect()
+    described
+        .into_iter()
+        .map(|(crd, doc)| tidy(crd, doc))
+        .collect()
 }
 
 /// Puts the generated schemas in the shape the API server's own CRDs have: a root description, and
 /// quantities as `anyOf: [integer, string]` with the quantity pattern instead of a page of prose.
 fn tidy(mut crd: CustomResourceDefinition, description: &str) -> CustomResourceDefinition {
     for version in &mut crd.spec.versions {
-        let Some(schema) = version.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) else {
+        let Some(schema) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        else {
             continue;
         };
         let mut value = match serde_json::to_value(&*schema) {
@@ -60,7 +79,10 @@ fn rewrite_schema(v: &mut serde_json::Value) {
     match v {
         serde_json::Value::Object(map) => {
             if map.get("x-kubernetes-int-or-string") == Some(&serde_json::Value::Bool(true))
-                && map.get("description").and_then(|d| d.as_str()).is_some_and(|d| d.starts_with("Quantity is"))
+                && map
+                    .get("description")
+                    .and_then(|d| d.as_str())
+                    .is_some_and(|d| d.starts_with("Quantity is"))
             {
                 let nullable = map.get("nullable").cloned();
                 *map = serde_json::json!({
@@ -75,12 +97,6 @@ fn rewrite_schema(v: &mut serde_json::Value) {
                     map.insert("nullable".into(), n);
                 }
                 return;
-            }
-            // schemars writes range bounds as floats; integer fields read better with integers.
-            for bound in ["minimum", "maximum"] {
-                if let Some(f) = map.get(bound).and_then(serde_json::Value::as_f64).filter(|f| f.fract() == 0.0) {
-                    map.insert(bound.into(), serde_json::Value::from(f as i64));
-                }
             }
             map.values_mut().for_each(rewrite_schema);
         }

@@ -74,7 +74,11 @@ pub struct ResourceRequirements {
 pub struct NodeClaimStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "providerID")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "providerID"
+    )]
     pub provider_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "imageID")]
     pub image_id: Option<String>,
@@ -91,7 +95,9 @@ pub struct NodeClaimStatus {
 
 impl NodeClaim {
     pub fn condition(&self, type_: &str) -> Option<&Condition> {
-        self.status.as_ref().and_then(|s| super::common::find_condition(&s.conditions, type_))
+        self.status
+            .as_ref()
+            .and_then(|s| super::common::find_condition(&s.conditions, type_))
     }
 
     pub fn is_condition_true(&self, type_: &str) -> bool {

@@ -141,7 +141,19 @@ pub struct Budget {
 }
 
 /// A disruption reason a budget may name.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, schemars::JsonSchema)]
+#[derive(
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    schemars::JsonSchema,
+)]
 pub enum DisruptionReason {
     Underutilized,
     Empty,
@@ -194,14 +206,27 @@ impl NodePool {
     }
 
     pub fn expire_after(&self) -> &str {
-        self.spec.template.spec.expire_after.as_deref().unwrap_or(DEFAULT_EXPIRE_AFTER)
+        self.spec
+            .template
+            .spec
+            .expire_after
+            .as_deref()
+            .unwrap_or(DEFAULT_EXPIRE_AFTER)
     }
 
     /// The budgets in force: the spec's, or Karpenter's default of 10% when none are written.
     pub fn budgets(&self) -> Vec<Budget> {
-        match self.spec.disruption.as_ref().and_then(|d| d.budgets.clone()) {
+        match self
+            .spec
+            .disruption
+            .as_ref()
+            .and_then(|d| d.budgets.clone())
+        {
             Some(b) => b,
-            None => vec![Budget { nodes: DEFAULT_BUDGET_NODES.into(), ..Default::default() }],
+            None => vec![Budget {
+                nodes: DEFAULT_BUDGET_NODES.into(),
+                ..Default::default()
+            }],
         }
     }
 }

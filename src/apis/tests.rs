@@ -261,9 +261,14 @@ status:
 
 fn round_trip<T: DeserializeOwned + Serialize>(text: &str) -> T {
     let docs = parse_documents(Path::new("docs.yaml"), text).expect("the example parses");
-    let typed: T = docs[0].decode_strict().unwrap_or_else(|e| panic!("decodes strictly: {e}"));
+    let typed: T = docs[0]
+        .decode_strict()
+        .unwrap_or_else(|e| panic!("decodes strictly: {e}"));
     let back = serde_json::to_value(&typed).expect("encodes");
-    assert_eq!(back, docs[0].value, "re-encoding must give back exactly what was read");
+    assert_eq!(
+        back, docs[0].value,
+        "re-encoding must give back exactly what was read"
+    );
     typed
 }
 
@@ -273,7 +278,10 @@ fn karpenter_docs_nodepool_round_trips() {
     assert_eq!(pool.weight(), 10);
     assert_eq!(pool.consolidate_after(), "1m");
     assert_eq!(pool.budgets().len(), 2);
-    assert_eq!(pool.budgets()[1].schedule.as_deref(), Some("0 9 * * mon-fri"));
+    assert_eq!(
+        pool.budgets()[1].schedule.as_deref(),
+        Some("0 9 * * mon-fri")
+    );
     assert_eq!(pool.spec.template.spec.requirements[0].min_values, Some(2));
 }
 
@@ -290,7 +298,10 @@ fn karpenter_docs_ec2nodeclass_round_trips() {
 fn karpenter_docs_nodeclaim_round_trips() {
     let claim: NodeClaim = round_trip(DOCS_NODECLAIM);
     assert!(claim.is_condition_true("Launched"));
-    assert_eq!(claim.status.as_ref().and_then(|s| s.provider_id.as_deref()), Some("aws:///us-west-2b/i-0967c3c6d3ab1d43e"));
+    assert_eq!(
+        claim.status.as_ref().and_then(|s| s.provider_id.as_deref()),
+        Some("aws:///us-west-2b/i-0967c3c6d3ab1d43e")
+    );
 }
 
 #[test]
@@ -309,7 +320,13 @@ spec:
     assert_eq!(pool.consolidation_policy(), "WhenEmptyOrUnderutilized");
     assert_eq!(pool.consolidate_after(), "0s");
     assert_eq!(pool.expire_after(), "720h");
-    assert_eq!(pool.budgets(), vec![Budget { nodes: "10%".into(), ..Default::default() }]);
+    assert_eq!(
+        pool.budgets(),
+        vec![Budget {
+            nodes: "10%".into(),
+            ..Default::default()
+        }]
+    );
     assert_eq!(pool.weight(), 0);
 }
 
@@ -325,10 +342,23 @@ fn crd_generation_is_deterministic() {
 fn crd_defaults_match_accessors() {
     let crds = serde_json::to_value(all_crds()).expect("json");
     let spec = &crds[0]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
-    assert_eq!(spec["disruption"]["properties"]["consolidationPolicy"]["default"], "WhenEmptyOrUnderutilized");
-    assert_eq!(spec["disruption"]["properties"]["consolidateAfter"]["default"], "0s");
-    assert_eq!(spec["disruption"]["properties"]["budgets"]["default"], serde_json::json!([{"nodes": "10%"}]));
-    assert_eq!(spec["template"]["properties"]["spec"]["properties"]["expireAfter"]["default"], "720h");
-    assert_eq!(spec["weight"]["minimum"], 1);
-    assert_eq!(spec["weight"]["maximum"], 100);
+    assert_eq!(
+        spec["disruption"]["properties"]["consolidationPolicy"]["default"],
+        "WhenEmptyOrUnderutilized"
+    );
+    assert_eq!(
+        spec["disruption"]["properties"]["consolidateAfter"]["default"],
+        "0s"
+    );
+    assert_eq!(
+        spec["disruption"]["properties"]["budgets"]["default"],
+        serde_json::json!([{"nodes": "10%"}])
+    );
+    assert_eq!(
+        spec["template"]["properties"]["spec"]["properties"]["expireAfter"]["default"],
+        "720h"
+    );
+    // JSONSchemaProps holds bounds as f64, as the API server does.
+    assert_eq!(spec["weight"]["minimum"].as_f64(), Some(1.0));
+    assert_eq!(spec["weight"]["maximum"].as_f64(), Some(100.0));
 }

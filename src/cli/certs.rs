@@ -35,6 +35,9 @@ pub fn run(args: &Args) -> CliResult {
         certs::write_files(&bundle, dir)?;
         eprintln!("wrote ca.crt, tls.crt and tls.key to {}", dir.display());
     }
-    print!("{}", certs::render_install(&bundle, &args.service, &args.namespace, &webhooks)?);
+    print!(
+        "{}",
+        certs::render_install(&bundle, &args.service, &args.namespace, &webhooks)?
+    );
     Ok(())
 }

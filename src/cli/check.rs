@@ -30,7 +30,10 @@ pub fn run(files: &[PathBuf]) -> CliResult {
                 let note = if classes.contains(r.name.as_str()) {
                     String::new()
                 } else {
-                    format!(" (EC2NodeClass {} not in these files; it must exist in the cluster)", r.name)
+                    format!(
+                        " (EC2NodeClass {} not in these files; it must exist in the cluster)",
+                        r.name
+                    )
                 };
                 println!(
                     "{}: NodePool {} weight {} nodeClass {}{} requirements {} budgets {}",

@@ -107,9 +107,10 @@ impl Located {
         let mut line = self.line;
         for seg in path {
             let next = match (&here.node, seg) {
-                (Node::Map(entries), PathSeg::Key(k)) => {
-                    entries.iter().find(|(key, _, _)| key == k).map(|(_, kl, v)| (*kl, v))
-                }
+                (Node::Map(entries), PathSeg::Key(k)) => entries
+                    .iter()
+                    .find(|(key, _, _)| key == k)
+                    .map(|(_, kl, v)| (*kl, v)),
                 (Node::Seq(items), PathSeg::Index(i)) => items.get(*i).map(|v| (v.line, v)),
                 _ => None,
             };
@@ -134,7 +135,10 @@ impl<'de> Deserialize<'de> for Node {
 impl<'de> Deserialize<'de> for Located {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = Spanned::<Node>::deserialize(d)?;
-        Ok(Located { line: s.referenced.line(), node: s.value })
+        Ok(Located {
+            line: s.referenced.line(),
+            node: s.value,
+        })
     }
 }
 
@@ -156,7 +160,9 @@ impl<'de> Visitor<'de> for NodeVisitor {
         Ok(Node::Number(v.into()))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
-        Number::from_f64(v).map(Node::Number).ok_or_else(|| E::custom(format!("number {v} is not finite")))
+        Number::from_f64(v)
+            .map(Node::Number)
+            .ok_or_else(|| E::custom(format!("number {v} is not finite")))
     }
     fn visit_str<E>(self, v: &str) -> Result<Node, E> {
         Ok(Node::String(v.to_owned()))
@@ -186,7 +192,10 @@ impl<'de> Visitor<'de> for NodeVisitor {
             let value = map.next_value::<Located>()?;
             let k = key.value.0;
             if entries.iter().any(|(e, _, _)| *e == k) {
-                return Err(de::Error::custom(format!("duplicate key \"{k}\" at line {}", key.referenced.line())));
+                return Err(de::Error::custom(format!(
+                    "duplicate key \"{k}\" at line {}",
+                    key.referenced.line()
+                )));
             }
             entries.push((k, key.referenced.line(), value));
         }

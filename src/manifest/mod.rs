@@ -89,11 +89,21 @@ pub fn read_paths(paths: &[PathBuf]) -> Result<Vec<Document>, ManifestErrors> {
             Err(e) => errors.push(file_error(&f, format!("cannot read: {e}"))),
         }
     }
-    if errors.is_empty() { Ok(docs) } else { Err(ManifestErrors(errors)) }
+    if errors.is_empty() {
+        Ok(docs)
+    } else {
+        Err(ManifestErrors(errors))
+    }
 }
 
 fn file_error(file: &Path, message: String) -> ManifestError {
-    ManifestError { file: file.to_path_buf(), document: None, path: String::new(), line: None, message }
+    ManifestError {
+        file: file.to_path_buf(),
+        document: None,
+        path: String::new(),
+        line: None,
+        message,
+    }
 }
 
 fn collect_files(p: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<ManifestError>) {
@@ -107,8 +117,14 @@ fn collect_files(p: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<ManifestErro
         };
         entries.sort();
         for e in entries {
-            let hidden = e.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
-            let manifest = e.extension().and_then(|x| x.to_str()).is_some_and(|x| matches!(x, "yaml" | "yml" | "json"));
+            let hidden = e
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'));
+            let manifest = e
+                .extension()
+                .and_then(|x| x.to_str())
+                .is_some_and(|x| matches!(x, "yaml" | "yml" | "json"));
             if e.is_dir() && !hidden {
                 collect_files(&e, out, errors);
             } else if manifest && !hidden {
@@ -127,7 +143,11 @@ fn collect_files(p: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<ManifestErro
 pub fn parse_documents(file: &Path, text: &str) -> Result<Vec<Document>, ManifestError> {
     if text.contains('\t') {
         // YAML forbids tabs in indentation; say where, which the parser's message does not always.
-        if let Some((n, _)) = text.lines().enumerate().find(|(_, l)| l.trim_start_matches(' ').starts_with('\t')) {
+        if let Some((n, _)) = text
+            .lines()
+            .enumerate()
+            .find(|(_, l)| l.trim_start_matches(' ').starts_with('\t'))
+        {
             return Err(ManifestError {
                 file: file.to_path_buf(),
                 document: None,
@@ -148,13 +168,21 @@ pub fn parse_documents(file: &Path, text: &str) -> Result<Vec<Document>, Manifes
         .into_iter()
         .enumerate()
         .filter(|(_, t)| !t.is_null())
-        .map(|(i, tree)| Document { file: file.to_path_buf(), index: i + 1, value: tree.to_json(), tree })
+        .map(|(i, tree)| Document {
+            file: file.to_path_buf(),
+            index: i + 1,
+            value: tree.to_json(),
+            tree,
+        })
         .collect())
 }
 
 impl Document {
     pub fn api_version(&self) -> &str {
-        self.value.get("apiVersion").and_then(Value::as_str).unwrap_or("")
+        self.value
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("")
     }
 
     pub fn kind(&self) -> &str {
@@ -162,7 +190,10 @@ impl Document {
     }
 
     pub fn name(&self) -> &str {
-        self.value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
+        self.value
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
     }
 
     /// Line of the node at `path`, or of its nearest ancestor that exists.
@@ -188,7 +219,10 @@ impl Document {
 
 /// Decodes `value` (which belongs to `doc`) into `T`. Unknown fields are errors: a misspelled field
 /// silently ignored is a setting silently lost.
-pub fn decode_strict<T: DeserializeOwned>(doc: &Document, value: &Value) -> Result<T, ManifestErrors> {
+pub fn decode_strict<T: DeserializeOwned>(
+    doc: &Document,
+    value: &Value,
+) -> Result<T, ManifestErrors> {
     let mut unknown: Vec<Vec<PathSeg>> = Vec::new();
     let result: Result<T, _> = {
         let mut record = |p: serde_ignored::Path<'_>| unknown.push(located::from_ignored(&p));
@@ -206,7 +240,8 @@ pub fn decode_strict<T: DeserializeOwned>(doc: &Document, value: &Value) -> Resu
     };
     // Typed roots read apiVersion / kind through their type, not as fields; the caller
     // dispatched on them already.
-    let type_meta = |p: &[PathSeg]| matches!(p, [PathSeg::Key(k)] if k == "apiVersion" || k == "kind");
+    let type_meta =
+        |p: &[PathSeg]| matches!(p, [PathSeg::Key(k)] if k == "apiVersion" || k == "kind");
     for path in unknown.into_iter().filter(|p| !type_meta(p)) {
         let (field, parent) = match path.split_last() {
             Some((PathSeg::Key(k), parent)) => (k.clone(), parent.to_vec()),

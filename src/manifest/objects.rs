@@ -1,7 +1,7 @@
 //! Typed decoding of a document by its apiVersion and kind.
 
-use k8s_openapi::api::{apps, batch, core, policy, rbac};
 use k8s_openapi::api::admissionregistration::v1 as admission;
+use k8s_openapi::api::{apps, batch, core, policy, rbac};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
 use super::{Document, ManifestErrors, PathSeg};
@@ -21,7 +21,10 @@ pub enum Object {
     ReplicaSet(Box<apps::v1::ReplicaSet>),
     Job(Box<batch::v1::Job>),
     /// Any other built-in kind capstan reads only to check it (Namespace, RBAC, Service, ...).
-    Other { api_version: String, kind: String },
+    Other {
+        api_version: String,
+        kind: String,
+    },
 }
 
 /// Older Karpenter APIs that `capstan convert` turns into v1.
@@ -35,7 +38,8 @@ const OLDER: &[(&str, &str)] = &[
 
 macro_rules! strict {
     ($doc:expr, $variant:ident, $ty:ty) => {
-        $doc.decode_strict::<$ty>().map(|o| Object::$variant(Box::new(o)))
+        $doc.decode_strict::<$ty>()
+            .map(|o| Object::$variant(Box::new(o)))
     };
 }
 
@@ -52,15 +56,24 @@ macro_rules! check_only {
 pub fn decode_object(doc: &Document) -> Result<Object, ManifestErrors> {
     let (api_version, kind) = (doc.api_version(), doc.kind());
     if api_version.is_empty() || kind.is_empty() {
-        let field = if api_version.is_empty() { "apiVersion" } else { "kind" };
-        return Err(ManifestErrors(vec![doc.error(&[], format!("missing \"{field}\"; every manifest needs apiVersion and kind"))]));
+        let field = if api_version.is_empty() {
+            "apiVersion"
+        } else {
+            "kind"
+        };
+        return Err(ManifestErrors(vec![doc.error(
+            &[],
+            format!("missing \"{field}\"; every manifest needs apiVersion and kind"),
+        )]));
     }
     if OLDER.contains(&(api_version, kind)) {
         let msg = format!(
             "{api_version} {kind} is an older Karpenter API; run `capstan convert -f {}` to get the v1 form",
             doc.file.display()
         );
-        return Err(ManifestErrors(vec![doc.error(&[PathSeg::Key("apiVersion".into())], msg)]));
+        return Err(ManifestErrors(vec![
+            doc.error(&[PathSeg::Key("apiVersion".into())], msg),
+        ]));
     }
     match (api_version, kind) {
         ("karpenter.sh/v1", "NodePool") => strict!(doc, NodePool, NodePool),
@@ -81,7 +94,9 @@ pub fn decode_object(doc: &Document) -> Result<Object, ManifestErrors> {
         ("v1", "LimitRange") => check_only!(doc, core::v1::LimitRange),
         ("policy/v1", "PodDisruptionBudget") => check_only!(doc, policy::v1::PodDisruptionBudget),
         ("rbac.authorization.k8s.io/v1", "ClusterRole") => check_only!(doc, rbac::v1::ClusterRole),
-        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => check_only!(doc, rbac::v1::ClusterRoleBinding),
+        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
+            check_only!(doc, rbac::v1::ClusterRoleBinding)
+        }
         ("rbac.authorization.k8s.io/v1", "Role") => check_only!(doc, rbac::v1::Role),
         ("rbac.authorization.k8s.io/v1", "RoleBinding") => check_only!(doc, rbac::v1::RoleBinding),
         ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration") => {
@@ -90,7 +105,9 @@ pub fn decode_object(doc: &Document) -> Result<Object, ManifestErrors> {
         ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration") => {
             check_only!(doc, admission::ValidatingWebhookConfiguration)
         }
-        ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => check_only!(doc, CustomResourceDefinition),
+        ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => {
+            check_only!(doc, CustomResourceDefinition)
+        }
         _ => Err(ManifestErrors(vec![doc.error(
             &[PathSeg::Key("kind".into())],
             format!("capstan does not know {api_version} {kind}"),

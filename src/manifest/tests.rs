@@ -35,25 +35,44 @@ fn documents_are_numbered_as_in_the_file() {
 #[test]
 fn unknown_field_is_reported_with_path_and_line() {
     let docs = parse_documents(Path::new("pool.yaml"), POOL).expect("parses");
-    let err = docs[0].decode_strict::<NodePool>().expect_err("misspelled field must fail");
+    let err = docs[0]
+        .decode_strict::<NodePool>()
+        .expect_err("misspelled field must fail");
     let msgs: Vec<String> = err.0.iter().map(ToString::to_string).collect();
     // The missing `requirements` is a type error; the misspelled key is an unknown field at line 12.
-    let unknown = err.0.iter().find(|e| e.message.contains("unknown field")).expect("unknown field reported");
+    let unknown = err
+        .0
+        .iter()
+        .find(|e| e.message.contains("unknown field"))
+        .expect("unknown field reported");
     assert_eq!(unknown.path, "spec.template.spec.requirments", "{msgs:?}");
     assert_eq!(unknown.line, Some(12), "{msgs:?}");
     assert_eq!(unknown.document, Some(1));
-    assert!(unknown.to_string().starts_with("pool.yaml:12: document 1: spec.template.spec.requirments: unknown field"));
+    assert!(
+        unknown
+            .to_string()
+            .starts_with("pool.yaml:12: document 1: spec.template.spec.requirments: unknown field")
+    );
 }
 
 #[test]
 fn wrong_type_is_reported_with_path_and_line() {
-    let text = POOL.replace("requirments:", "requirements:").replace("      nodeClassRef:", "      expireAfter: [1]\n      nodeClassRef:");
+    let text = POOL.replace("requirments:", "requirements:").replace(
+        "      nodeClassRef:",
+        "      expireAfter: [1]\n      nodeClassRef:",
+    );
     let docs = parse_documents(Path::new("pool.yaml"), &text).expect("parses");
-    let err = docs[0].decode_strict::<NodePool>().expect_err("wrong type must fail");
+    let err = docs[0]
+        .decode_strict::<NodePool>()
+        .expect_err("wrong type must fail");
     assert_eq!(err.0.len(), 1, "{err}");
     assert_eq!(err.0[0].path, "spec.template.spec.expireAfter");
     assert_eq!(err.0[0].line, Some(8));
-    assert!(err.0[0].message.contains("invalid type"), "{}", err.0[0].message);
+    assert!(
+        err.0[0].message.contains("invalid type"),
+        "{}",
+        err.0[0].message
+    );
 }
 
 #[test]
@@ -73,7 +92,8 @@ fn tabs_are_rejected_with_line() {
 
 #[test]
 fn broken_indentation_is_rejected_with_line() {
-    let err = parse_documents(Path::new("b.yaml"), "a:\n  b: 1\n c: 2\n").expect_err("bad indentation");
+    let err =
+        parse_documents(Path::new("b.yaml"), "a:\n  b: 1\n c: 2\n").expect_err("bad indentation");
     assert!(err.line.is_some(), "{err}");
 }
 

@@ -44,6 +44,11 @@ else
   fail "convert exits 0 on the legacy fixtures" "$(cat "$tmp/notes.txt")"
 fi
 
+expect "convert rejects a misspelled field with its line, and still prints the rest" 1 \
+  "provisioner.yaml:8: document 1: spec.ttlSecondAfterEmpty: unknown field" -- $CAPSTAN convert -f e2e/fixtures/legacy-typo
+expect "convert reports a wrong type with its path" 1 "spec.weight: expected an integer" -- \
+  bash -c "sed 's/weight: 10/weight: high/' e2e/fixtures/legacy/provisioner-v1alpha5.yaml > $tmp/w.yaml && $CAPSTAN convert -f $tmp/w.yaml"
+
 expect "crds output is what manifests/crds holds" 0 "^$" -- bash -c "diff <($CAPSTAN crds) manifests/crds/crds.yaml"
 
 # certs: a Secret and the webhook configurations with the CA injected; the stream is valid Kubernetes.

@@ -11,6 +11,7 @@ use super::ConvertError;
 pub(crate) struct Ctx {
     source: &'static str,
     pub(crate) notes: Vec<String>,
+    pub(crate) unknown_fields: Vec<String>,
 }
 
 impl Ctx {
@@ -18,6 +19,7 @@ impl Ctx {
         Ctx {
             source,
             notes: Vec::new(),
+            unknown_fields: Vec::new(),
         }
     }
 
@@ -28,6 +30,7 @@ impl Ctx {
     pub(crate) fn unknown(&mut self, path: &str) {
         let note = format!("{path}: not known in {}; dropped", self.source);
         self.notes.push(note);
+        self.unknown_fields.push(path.to_string());
     }
 }
 

@@ -29,6 +29,9 @@ pub struct Converted {
     /// What could not be carried over, or was changed in meaning, one human sentence each,
     /// starting with the field path of the input.
     pub notes: Vec<String>,
+    /// Paths of input fields the converter does not know (each also has a note). A strict caller
+    /// treats them as errors: a misspelled field must not vanish quietly.
+    pub unknown_fields: Vec<String>,
 }
 
 /// Why a document could not be converted. Every variant names the field path (empty for the
@@ -159,6 +162,7 @@ fn passthrough(doc: &Value) -> Result<Converted, ConvertError> {
     Ok(Converted {
         objects: vec![doc.clone()],
         notes: Vec::new(),
+        unknown_fields: Vec::new(),
     })
 }
 
@@ -169,6 +173,7 @@ fn convert_list(items: Option<&Value>) -> Result<Converted, ConvertError> {
             return Ok(Converted {
                 objects: Vec::new(),
                 notes: Vec::new(),
+                unknown_fields: Vec::new(),
             });
         }
         Some(Value::Array(items)) => items,
@@ -177,6 +182,7 @@ fn convert_list(items: Option<&Value>) -> Result<Converted, ConvertError> {
     let mut out = Converted {
         objects: Vec::new(),
         notes: Vec::new(),
+        unknown_fields: Vec::new(),
     };
     for (i, item) in items.iter().enumerate() {
         let prefix = index("items", i);
@@ -184,6 +190,12 @@ fn convert_list(items: Option<&Value>) -> Result<Converted, ConvertError> {
         out.objects.extend(converted.objects);
         out.notes
             .extend(converted.notes.into_iter().map(|n| format!("{prefix}.{n}")));
+        out.unknown_fields.extend(
+            converted
+                .unknown_fields
+                .into_iter()
+                .map(|n| format!("{prefix}.{n}")),
+        );
     }
     Ok(out)
 }

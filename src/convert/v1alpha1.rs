@@ -116,6 +116,7 @@ pub(crate) fn aws_node_template(doc: Value) -> Result<Converted, ConvertError> {
     Ok(Converted {
         objects: vec![to_value(&class)?],
         notes: ctx.notes,
+        unknown_fields: ctx.unknown_fields,
     })
 }
 

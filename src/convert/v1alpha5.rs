@@ -92,6 +92,7 @@ pub(crate) fn provisioner(doc: Value) -> Result<Converted, ConvertError> {
     Ok(Converted {
         objects: vec![to_value(&pool)?],
         notes: ctx.notes,
+        unknown_fields: ctx.unknown_fields,
     })
 }
 

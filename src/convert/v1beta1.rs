@@ -111,6 +111,7 @@ pub(crate) fn node_pool(doc: Value) -> Result<Converted, ConvertError> {
     Ok(Converted {
         objects: vec![to_value(&pool)?],
         notes: ctx.notes,
+        unknown_fields: ctx.unknown_fields,
     })
 }
 
@@ -249,6 +250,7 @@ pub(crate) fn ec2_node_class(doc: Value) -> Result<Converted, ConvertError> {
     Ok(Converted {
         objects: vec![to_value(&class)?],
         notes: ctx.notes,
+        unknown_fields: ctx.unknown_fields,
     })
 }
 

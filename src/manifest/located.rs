@@ -31,6 +31,30 @@ pub fn path_string(path: &[PathSeg]) -> String {
     s
 }
 
+/// Reads `a.b[0].c` back into segments (the inverse of [`path_string`]).
+pub fn parse_path(s: &str) -> Vec<PathSeg> {
+    let mut out = Vec::new();
+    for part in s.split('.').filter(|p| !p.is_empty()) {
+        let mut rest = part;
+        if let Some(open) = rest.find('[') {
+            if open > 0 {
+                out.push(PathSeg::Key(rest[..open].to_string()));
+            }
+            rest = &rest[open..];
+            while let Some(close) = rest.find(']') {
+                match rest[1..close].parse() {
+                    Ok(i) => out.push(PathSeg::Index(i)),
+                    Err(_) => out.push(PathSeg::Key(rest[1..close].to_string())),
+                }
+                rest = &rest[close + 1..];
+            }
+        } else {
+            out.push(PathSeg::Key(rest.to_string()));
+        }
+    }
+    out
+}
+
 pub fn from_ignored(p: &serde_ignored::Path<'_>) -> Vec<PathSeg> {
     use serde_ignored::Path;
     let mut out = match p {

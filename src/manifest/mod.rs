@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-pub use located::{Located, PathSeg};
+pub use located::{Located, PathSeg, parse_path, path_string};
 pub use objects::{Object, decode_object};
 
 /// One YAML document of a file.

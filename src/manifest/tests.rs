@@ -108,3 +108,19 @@ fn missing_files_are_reported() {
     let err = read_paths(&["/nonexistent/x.yaml".into()]).expect_err("missing");
     assert!(err.to_string().contains("no such file"));
 }
+
+#[test]
+fn paths_print_and_parse_back() {
+    for p in [
+        "spec.template.spec.requirements[0].key",
+        "a",
+        "items[2].spec.x[0][1]",
+        "",
+    ] {
+        assert_eq!(path_string(&parse_path(p)), p);
+    }
+    assert_eq!(
+        parse_path("a[1]"),
+        vec![PathSeg::Key("a".into()), PathSeg::Index(1)]
+    );
+}

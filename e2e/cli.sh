@@ -4,7 +4,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 cargo build --quiet --bin capstan || exit 1
-CAPSTAN=target/debug/capstan
+CAPSTAN="${CARGO_TARGET_DIR:-target}/debug/capstan"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 passed=0 failed=0

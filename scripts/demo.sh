@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first"; exit 1; }
 cargo build --quiet --bin capstan
-capstan=target/debug/capstan
+capstan="${CARGO_TARGET_DIR:-target}/debug/capstan"
 
 echo "== capstan check -f manifests/examples   (strict decoding, cross-references)"
 $capstan check -f manifests/examples

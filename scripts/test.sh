@@ -23,9 +23,11 @@ step "cargo clippy -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
 
 step "cargo test"
-cargo test --all-targets 2>&1 | tee target/test-output.txt
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+cargo test --all-targets 2>&1 | tee "$results"
 # Count what cargo ran, for the closing line.
-read -r passed failed < <(awk '/^test result:/ { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p+0, f+0 }' target/test-output.txt)
+read -r passed failed < <(awk '/^test result:/ { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p+0, f+0 }' "$results")
 
 step "manifests against the Kubernetes schemas"
 scripts/validate-manifests.sh

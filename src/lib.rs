@@ -4,5 +4,7 @@
 pub mod apis;
 pub mod certs;
 pub mod cli;
+pub mod cloud;
 pub mod convert;
 pub mod manifest;
+pub mod scheduling;

@@ -2,12 +2,17 @@ use std::collections::BTreeMap;
 
 use super::*;
 
+/// (operator, values)
+type Op<'a> = (&'a str, &'a [&'a str]);
+/// (key, operator, values)
+type Term<'a> = (&'a str, &'a str, &'a [&'a str]);
+
 fn req(key: &str, op: &str, values: &[&str]) -> Requirement {
     let values: Vec<String> = values.iter().map(|s| s.to_string()).collect();
     Requirement::new(key, op, &values).expect("valid requirement")
 }
 
-fn reqs(items: &[(&str, &str, &[&str])]) -> Requirements {
+fn reqs(items: &[Term]) -> Requirements {
     let mut out = Requirements::new();
     for (k, op, v) in items {
         out.add(req(k, op, v));
@@ -59,7 +64,7 @@ fn bad_operators_and_values_are_errors() {
 
 #[test]
 fn intersections() {
-    let cases: &[((&str, &[&str]), (&str, &[&str]), &str)] = &[
+    let cases: &[(Op, Op, &str)] = &[
         (("In", &["a", "b"]), ("In", &["b", "c"]), "k In [b]"),
         (("In", &["a", "b"]), ("NotIn", &["a"]), "k In [b]"),
         (("NotIn", &["a"]), ("In", &["a", "c"]), "k In [c]"),
@@ -96,7 +101,7 @@ fn compatibility_of_pods_with_pools() {
         ("karpenter.sh/capacity-type", "In", &["spot", "on-demand"]),
         ("team", "In", &["a"]),
     ]);
-    let cases: &[(&[(&str, &str, &[&str])], Option<&str>)] = &[
+    let cases: &[(&[Term], Option<&str>)] = &[
         (&[("kubernetes.io/arch", "In", &["amd64", "arm64"])], None),
         (
             &[("kubernetes.io/arch", "In", &["arm64"])],
@@ -168,7 +173,7 @@ fn node_labels_against_requirements() {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    let ok: &[&[(&str, &str, &[&str])]] = &[
+    let ok: &[&[Term]] = &[
         &[("kubernetes.io/arch", "In", &["amd64"])],
         &[("karpenter.k8s.aws/instance-cpu", "Gt", &["4"])],
         &[("missing", "NotIn", &["x"])],
@@ -177,7 +182,7 @@ fn node_labels_against_requirements() {
     for r in ok {
         assert!(reqs(r).matches_labels(&labels).is_ok(), "{r:?}");
     }
-    let bad: &[&[(&str, &str, &[&str])]] = &[
+    let bad: &[&[Term]] = &[
         &[("kubernetes.io/arch", "In", &["arm64"])],
         &[("karpenter.k8s.aws/instance-cpu", "Lt", &["8"])],
         &[("missing", "Exists", &[])],

@@ -3,8 +3,14 @@
 # and messages out.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-cargo build --quiet --bin capstan || exit 1
-CAPSTAN="${CARGO_TARGET_DIR:-target}/debug/capstan"
+# scripts/test.sh passes the binary `cargo test` just built (a plain `cargo build` would rebuild
+# much of the tree: dev-dependencies unify features differently).
+if [ -n "${CAPSTAN_BIN:-}" ] && [ -x "$CAPSTAN_BIN" ]; then
+  CAPSTAN=$CAPSTAN_BIN
+else
+  cargo build --quiet --bin capstan || exit 1
+  CAPSTAN="${CARGO_TARGET_DIR:-target}/debug/capstan"
+fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 passed=0 failed=0

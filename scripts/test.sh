@@ -33,7 +33,7 @@ step "manifests against the Kubernetes schemas"
 scripts/validate-manifests.sh
 
 step "end-to-end: the CLI as a user runs it"
-e2e/cli.sh
+CAPSTAN_BIN="${CARGO_TARGET_DIR:-target}/debug/capstan" e2e/cli.sh
 
 echo
 echo "all checks passed in $(( $(date +%s) - start ))s (cargo: ${passed} passed, ${failed} failed)"

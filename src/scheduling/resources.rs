@@ -243,6 +243,18 @@ impl Resources {
         }
     }
 
+    /// Sets one resource by its Kubernetes name to a value already in this type's units (CPU in
+    /// millicores, memory in bytes), e.g. one taken from another `Resources` with [`Self::get`].
+    pub fn set_raw(&mut self, name: &str, value: i64) {
+        match name {
+            CPU => self.cpu_millis = value,
+            MEMORY => self.memory_bytes = value,
+            EPHEMERAL_STORAGE => self.ephemeral_storage_bytes = value,
+            PODS => self.pods = value,
+            _ => self.set_extended(name, value),
+        }
+    }
+
     pub fn set_extended(&mut self, name: &str, value: i64) {
         if value == 0 {
             self.extended.remove(name);
@@ -392,6 +404,13 @@ pub fn format_bytes(bytes: i64) -> String {
         }
     }
     bytes.to_string()
+}
+
+impl Resources {
+    /// One resource formatted as Kubernetes writes it (`1004`, `1500m`, `64Gi`); `0` when absent.
+    pub fn display_one(&self, name: &str) -> String {
+        self.to_strings().remove(name).unwrap_or_else(|| "0".into())
+    }
 }
 
 impl fmt::Display for Resources {

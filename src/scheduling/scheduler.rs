@@ -1,0 +1,667 @@
+//! The scheduling simulation: pending pods onto existing nodes, then onto NodeClaims being planned,
+//! then onto new NodeClaims from NodePools by weight, within limits, at the lowest cost.
+//!
+//! Karpenter's approach, kept: pods in decreasing size; each new claim keeps every instance type
+//! that still fits all its pods (so a launch can fall back on capacity errors), and the cheapest
+//! one is chosen when the claim is final. Preferences (preferred node affinity, preferred
+//! anti-affinity, `ScheduleAnyway` spreads) are treated as required first and relaxed one by one
+//! when a pod fits nowhere.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crate::apis::Taint;
+use crate::apis::labels::{self, ZONE};
+
+use super::instance::InstanceOption;
+use super::pod::{AffinityTerm, PodInfo, PodKey, Spread, WhenUnsatisfiable};
+use super::requirements::{Requirement, Requirements};
+use super::resources::Resources;
+use super::taints::{describe, first_untolerated};
+use super::topology::{Slot, Topology};
+
+/// Karpenter keeps at most this many instance types on a NodeClaim.
+pub const MAX_INSTANCE_TYPES: usize = 60;
+
+/// A NodePool as the simulation needs it.
+#[derive(Debug, Clone)]
+pub struct PoolTemplate {
+    pub name: String,
+    pub weight: i32,
+    /// The pool's requirements with its template labels added as `In [value]`.
+    pub requirements: Requirements,
+    pub taints: Vec<Taint>,
+    pub instance_types: Vec<Arc<InstanceOption>>,
+    /// `spec.limits`: only the resources named here are limited.
+    pub limits: Option<Limits>,
+    /// Capacity of the nodes and NodeClaims the pool already has.
+    pub in_use: Resources,
+}
+
+/// A NodePool's `spec.limits`, in the units of [`Resources::get`] (CPU in millicores, bytes).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Limits(pub BTreeMap<String, i64>);
+
+impl Limits {
+    pub fn from_resources(named: impl IntoIterator<Item = String>, values: &Resources) -> Self {
+        Limits(
+            named
+                .into_iter()
+                .map(|k| {
+                    let v = values.get(&k);
+                    (k, v)
+                })
+                .collect(),
+        )
+    }
+
+    /// The limited resources `used + extra` would exceed, with Karpenter's message for each.
+    pub fn exceeded(&self, pool: &str, used: &Resources, extra: &Resources) -> Vec<String> {
+        let total = used + extra;
+        self.0
+            .iter()
+            .filter(|(name, limit)| total.get(name) > **limit)
+            .map(|(name, limit)| {
+                let mut l = Resources::new();
+                l.set_raw(name, *limit);
+                format!(
+                    "nodepool {pool}: {name} resource usage of {} exceeds limit of {}",
+                    total.display_one(name),
+                    l.display_one(name)
+                )
+            })
+            .collect()
+    }
+}
+
+/// A node (or an in-flight NodeClaim) that exists already.
+#[derive(Debug, Clone)]
+pub struct ExistingNode {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub taints: Vec<Taint>,
+    /// Allocatable minus what the pods on it request.
+    pub available: Resources,
+    /// Pods bound to it (for topology and host ports).
+    pub pods: Vec<PodInfo>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Input {
+    pub pods: Vec<PodInfo>,
+    /// One template pod per DaemonSet: their requests are added to every new node they would land on.
+    pub daemonsets: Vec<PodInfo>,
+    pub existing: Vec<ExistingNode>,
+    pub pools: Vec<PoolTemplate>,
+}
+
+/// An instance type a planned claim may launch, with its cheapest allowed offering.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceChoice {
+    pub name: String,
+    pub zone: String,
+    pub capacity_type: String,
+    pub price_per_hour: f64,
+}
+
+/// A NodeClaim the simulation would create.
+#[derive(Debug, Clone)]
+pub struct PlannedClaim {
+    pub nodepool: String,
+    pub requirements: Requirements,
+    pub pods: Vec<PodKey>,
+    /// Pod requests plus daemonset overhead.
+    pub requests: Resources,
+    /// Every instance type that fits, cheapest first (at most [`MAX_INSTANCE_TYPES`]).
+    pub instance_types: Vec<InstanceChoice>,
+}
+
+impl PlannedClaim {
+    /// The launch the claim would get: its cheapest instance type and offering.
+    pub fn cheapest(&self) -> &InstanceChoice {
+        &self.instance_types[0]
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unschedulable {
+    pub pod: PodKey,
+    /// Why, per NodePool (and `existing nodes` where relevant).
+    pub reasons: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// (pod, node) for pods that fit on existing nodes.
+    pub existing: Vec<(PodKey, String)>,
+    pub claims: Vec<PlannedClaim>,
+    pub unschedulable: Vec<Unschedulable>,
+    /// NodePool limit breaches, in Karpenter's words.
+    pub limit_messages: Vec<String>,
+}
+
+/// Labels a new node gets from its instance type and the provider: a pod may require them even if
+/// the NodePool does not mention them.
+fn well_known(key: &str) -> bool {
+    labels::WELL_KNOWN_AWS.contains(&key)
+        || labels::WELL_KNOWN_KUBERNETES.contains(&key)
+        || labels::WELL_KNOWN_KARPENTER.contains(&key)
+}
+
+struct Claim {
+    pool: usize,
+    reqs: Requirements,
+    options: Vec<Arc<InstanceOption>>,
+    requests: Resources,
+    pods: Vec<usize>,
+    host_ports: BTreeSet<(String, i32)>,
+    /// Per resource, the most any option has left: a pod that does not fit here fits no option.
+    headroom: Resources,
+    /// The largest capacity among the options, counted against the pool's limits.
+    reserved: Resources,
+}
+
+fn headroom(options: &[Arc<InstanceOption>], requests: &Resources) -> Resources {
+    let max = options
+        .iter()
+        .fold(Resources::new(), |acc, o| acc.max(&o.allocatable));
+    &max - requests
+}
+
+fn max_capacity(options: &[Arc<InstanceOption>]) -> Resources {
+    options
+        .iter()
+        .fold(Resources::new(), |acc, o| acc.max(&o.capacity))
+}
+
+/// The constraints of one attempt at placing a pod, after some relaxation.
+#[derive(Clone)]
+struct Attempt {
+    reqs: Requirements,
+    anti: Vec<AffinityTerm>,
+    spreads: Vec<Spread>,
+}
+
+/// Each attempt, strictest first: all preferences, then dropping preferred node affinity terms
+/// (lightest first), preferred anti-affinity, `ScheduleAnyway` spreads; per required term.
+fn attempts(pod: &PodInfo) -> Vec<Attempt> {
+    let mut out = Vec::new();
+    for term in &pod.required_terms {
+        let mut base = pod.node_selector.clone();
+        base.add_all(term);
+        let hard_spreads: Vec<Spread> = pod
+            .spreads
+            .iter()
+            .filter(|s| s.when_unsatisfiable == WhenUnsatisfiable::DoNotSchedule)
+            .cloned()
+            .collect();
+        let all_anti: Vec<AffinityTerm> = pod
+            .anti_affinity
+            .iter()
+            .chain(&pod.preferred_anti_affinity)
+            .cloned()
+            .collect();
+        for kept in (0..=pod.preferred_terms.len()).rev() {
+            let mut reqs = base.clone();
+            for (_, p) in &pod.preferred_terms[..kept] {
+                reqs.add_all(p);
+            }
+            out.push(Attempt {
+                reqs,
+                anti: all_anti.clone(),
+                spreads: pod.spreads.clone(),
+            });
+        }
+        out.push(Attempt {
+            reqs: base.clone(),
+            anti: pod.anti_affinity.clone(),
+            spreads: pod.spreads.clone(),
+        });
+        out.push(Attempt {
+            reqs: base,
+            anti: pod.anti_affinity.clone(),
+            spreads: hard_spreads,
+        });
+    }
+    out.dedup_by(|a, b| a.reqs == b.reqs && a.anti == b.anti && a.spreads == b.spreads);
+    out
+}
+
+struct Scheduler<'a> {
+    input: &'a Input,
+    topology: Topology,
+    nodes_available: Vec<Resources>,
+    node_ports: Vec<BTreeSet<(String, i32)>>,
+    claims: Vec<Claim>,
+    daemon_overhead: Vec<Resources>,
+    pool_order: Vec<usize>,
+    /// Per pool: capacity reserved by the claims planned so far.
+    reserved: Vec<Resources>,
+    limit_messages: BTreeSet<String>,
+}
+
+impl<'a> Scheduler<'a> {
+    fn new(input: &'a Input) -> Self {
+        let mut zones: BTreeSet<String> = input
+            .pools
+            .iter()
+            .flat_map(|p| p.instance_types.iter())
+            .flat_map(|o| o.offerings.iter().map(|of| of.zone.clone()))
+            .collect();
+        zones.extend(
+            input
+                .existing
+                .iter()
+                .filter_map(|n| n.labels.get(ZONE).cloned()),
+        );
+        let mut topology = Topology::new(zones);
+        for p in input
+            .pods
+            .iter()
+            .chain(input.existing.iter().flat_map(|n| &n.pods))
+        {
+            topology.register_pod(p);
+        }
+        for (i, n) in input.existing.iter().enumerate() {
+            for p in &n.pods {
+                topology.record(p, Slot::Node(i), n.labels.get(ZONE).map(String::as_str));
+            }
+        }
+        let daemon_overhead = input
+            .pools
+            .iter()
+            .map(|pool| {
+                input
+                    .daemonsets
+                    .iter()
+                    .filter(|ds| first_untolerated(&ds.tolerations, &pool.taints).is_none())
+                    .filter(|ds| {
+                        let mut r = ds.node_selector.clone();
+                        r.add_all(&ds.required_terms[0]);
+                        pool.requirements.compatible(&r, &well_known).is_ok()
+                    })
+                    .fold(Resources::new(), |acc, ds| &acc + &ds.requests)
+            })
+            .collect();
+        let mut pool_order: Vec<usize> = (0..input.pools.len()).collect();
+        pool_order.sort_by(|a, b| {
+            let (pa, pb) = (&input.pools[*a], &input.pools[*b]);
+            pb.weight
+                .cmp(&pa.weight)
+                .then_with(|| pa.name.cmp(&pb.name))
+        });
+        Scheduler {
+            input,
+            topology,
+            nodes_available: input.existing.iter().map(|n| n.available.clone()).collect(),
+            node_ports: input
+                .existing
+                .iter()
+                .map(|n| n.pods.iter().flat_map(|p| p.host_ports.clone()).collect())
+                .collect(),
+            claims: Vec::new(),
+            daemon_overhead,
+            pool_order,
+            reserved: vec![Resources::new(); input.pools.len()],
+            limit_messages: BTreeSet::new(),
+        }
+    }
+
+    /// Narrows `attempt` by zone rules (spread minimum, zone affinity, zone anti-affinity).
+    fn zone_rules(&self, pod: &PodInfo, attempt: &Attempt) -> Result<Requirements, String> {
+        let mut reqs = attempt.reqs.clone();
+        let mut allowed: BTreeSet<String> = self
+            .topology
+            .zones
+            .iter()
+            .filter(|z| reqs.get(ZONE).is_none_or(|r| r.has(z)))
+            .cloned()
+            .collect();
+        let avoid = self.topology.anti_affinity_zones(pod, &attempt.anti);
+        allowed.retain(|z| !avoid.contains(z));
+        if let Some(zs) = self.topology.affinity_zones(pod)? {
+            allowed.retain(|z| zs.contains(z));
+        }
+        for s in attempt.spreads.iter().filter(|s| s.topology_key == ZONE) {
+            let counts = self.topology.zone_counts(pod, s);
+            let min = allowed
+                .iter()
+                .map(|z| counts.get(z).copied().unwrap_or(0))
+                .min()
+                .unwrap_or(0);
+            // Karpenter places the pod in the least-populated allowed zone.
+            if let Some(z) = allowed
+                .iter()
+                .filter(|z| counts.get(*z).copied().unwrap_or(0) == min)
+                .min()
+                .cloned()
+            {
+                allowed = BTreeSet::from([z]);
+            }
+        }
+        let constrained = !avoid.is_empty()
+            || pod.affinity.iter().any(|t| t.topology_key == ZONE)
+            || attempt.spreads.iter().any(|s| s.topology_key == ZONE);
+        if constrained {
+            if allowed.is_empty() {
+                return Err(
+                    "no zone satisfies the pod's zone affinity, anti-affinity and spread".into(),
+                );
+            }
+            let zones: Vec<String> = allowed.into_iter().collect();
+            reqs.add(Requirement::new(ZONE, "In", &zones).map_err(|e| e.to_string())?);
+        }
+        Ok(reqs)
+    }
+
+    fn try_existing(&self, pod: &PodInfo, attempt: &Attempt, reqs: &Requirements) -> Option<usize> {
+        (0..self.input.existing.len()).find(|&i| {
+            let node = &self.input.existing[i];
+            first_untolerated(&pod.tolerations, &node.taints).is_none()
+                && pod.requests.fits(&self.nodes_available[i])
+                && reqs.matches_labels(&node.labels).is_ok()
+                && !pod
+                    .host_ports
+                    .iter()
+                    .any(|hp| self.node_ports[i].contains(hp))
+                && self
+                    .topology
+                    .blocks(pod, Slot::Node(i), &attempt.anti, &attempt.spreads)
+                    .is_none()
+        })
+    }
+
+    /// Options of `options` that satisfy `reqs` and hold `requests`, if they keep every `minValues`.
+    fn narrow(
+        options: &[Arc<InstanceOption>],
+        reqs: &Requirements,
+        requests: &Resources,
+    ) -> Result<Vec<Arc<InstanceOption>>, String> {
+        let kept: Vec<Arc<InstanceOption>> = options
+            .iter()
+            .filter(|o| requests.fits(&o.allocatable) && o.compatible(reqs))
+            .cloned()
+            .collect();
+        if kept.is_empty() {
+            return Err("no instance type fits".into());
+        }
+        for r in reqs.iter() {
+            if let Some(min) = r.min_values {
+                let distinct: BTreeSet<String> = kept
+                    .iter()
+                    .flat_map(|o| o.values_for(&r.key, reqs))
+                    .collect();
+                if distinct.len() < min {
+                    return Err(format!(
+                        "minValues requirement is not met for {} ({} of {min} values remain)",
+                        r.key,
+                        distinct.len()
+                    ));
+                }
+            }
+        }
+        Ok(kept)
+    }
+
+    fn try_claims(
+        &mut self,
+        pod: &PodInfo,
+        attempt: &Attempt,
+        reqs: &Requirements,
+    ) -> Option<usize> {
+        for j in 0..self.claims.len() {
+            let claim = &self.claims[j];
+            let pool = &self.input.pools[claim.pool];
+            if !pod.requests.fits(&claim.headroom)
+                || pod
+                    .host_ports
+                    .iter()
+                    .any(|hp| claim.host_ports.contains(hp))
+                || first_untolerated(&pod.tolerations, &pool.taints).is_some()
+                || claim.reqs.compatible(reqs, &well_known).is_err()
+                || self
+                    .topology
+                    .blocks(pod, Slot::Claim(j), &attempt.anti, &attempt.spreads)
+                    .is_some()
+            {
+                continue;
+            }
+            let mut new_reqs = claim.reqs.clone();
+            new_reqs.add_all(reqs);
+            let requests = &claim.requests + &pod.requests;
+            let Ok(options) = Self::narrow(&claim.options, &new_reqs, &requests) else {
+                continue;
+            };
+            let claim = &mut self.claims[j];
+            claim.headroom = headroom(&options, &requests);
+            let reserved = max_capacity(&options);
+            self.reserved[claim.pool] = &(&self.reserved[claim.pool] - &claim.reserved) + &reserved;
+            claim.reserved = reserved;
+            claim.options = options;
+            claim.requests = requests;
+            claim.reqs = new_reqs;
+            claim.host_ports.extend(pod.host_ports.iter().cloned());
+            return Some(j);
+        }
+        None
+    }
+
+    /// Opens a claim on the first pool (by weight) that can take the pod; else the reason per pool.
+    fn try_new_claim(
+        &mut self,
+        pod: &PodInfo,
+        reqs: &Requirements,
+    ) -> Result<usize, BTreeMap<String, String>> {
+        let mut reasons = BTreeMap::new();
+        for &p in &self.pool_order {
+            let pool = &self.input.pools[p];
+            if let Some(t) = first_untolerated(&pod.tolerations, &pool.taints) {
+                reasons.insert(
+                    pool.name.clone(),
+                    format!("did not tolerate {}", describe(t)),
+                );
+                continue;
+            }
+            if let Err(e) = pool.requirements.compatible(reqs, &well_known) {
+                reasons.insert(pool.name.clone(), format!("incompatible requirements, {e}"));
+                continue;
+            }
+            let mut claim_reqs = pool.requirements.clone();
+            claim_reqs.add_all(reqs);
+            let requests = &self.daemon_overhead[p] + &pod.requests;
+            let compatible: Vec<Arc<InstanceOption>> = pool
+                .instance_types
+                .iter()
+                .filter(|o| o.compatible(&claim_reqs))
+                .cloned()
+                .collect();
+            if compatible.is_empty() {
+                reasons.insert(
+                    pool.name.clone(),
+                    "no instance type satisfied the requirements".into(),
+                );
+                continue;
+            }
+            let fitting: Vec<Arc<InstanceOption>> = compatible
+                .into_iter()
+                .filter(|o| requests.fits(&o.allocatable))
+                .collect();
+            if fitting.is_empty() {
+                reasons.insert(
+                    pool.name.clone(),
+                    format!("no instance type has enough resources for requests {} (daemonset overhead included)", requests),
+                );
+                continue;
+            }
+            let within: Vec<Arc<InstanceOption>> = match &pool.limits {
+                Some(limits) => {
+                    let used = &pool.in_use + &self.reserved[p];
+                    let ok: Vec<Arc<InstanceOption>> = fitting
+                        .iter()
+                        .filter(|o| limits.exceeded(&pool.name, &used, &o.capacity).is_empty())
+                        .cloned()
+                        .collect();
+                    if ok.is_empty()
+                        && let Some(smallest) = fitting.iter().min_by_key(|o| o.capacity.cpu_millis)
+                    {
+                        self.limit_messages.extend(limits.exceeded(
+                            &pool.name,
+                            &used,
+                            &smallest.capacity,
+                        ));
+                    }
+                    ok
+                }
+                None => fitting,
+            };
+            if within.is_empty() {
+                reasons.insert(
+                    pool.name.clone(),
+                    format!(
+                        "all available instance types exceed limits for nodepool: \"{}\"",
+                        pool.name
+                    ),
+                );
+                continue;
+            }
+            let options = match Self::narrow(&within, &claim_reqs, &requests) {
+                Ok(o) => o,
+                Err(e) => {
+                    reasons.insert(pool.name.clone(), e);
+                    continue;
+                }
+            };
+            let reserved = max_capacity(&options);
+            self.reserved[p] = &self.reserved[p] + &reserved;
+            self.claims.push(Claim {
+                pool: p,
+                headroom: headroom(&options, &requests),
+                reqs: claim_reqs,
+                options,
+                requests,
+                pods: Vec::new(),
+                host_ports: pod.host_ports.iter().cloned().collect(),
+                reserved,
+            });
+            return Ok(self.claims.len() - 1);
+        }
+        if self.input.pools.is_empty() {
+            reasons.insert("(none)".into(), "no NodePool exists".into());
+        }
+        Err(reasons)
+    }
+
+    fn place(&mut self, i: usize, outcome: &mut Outcome) {
+        let pod = &self.input.pods[i];
+        let mut last_reasons = BTreeMap::new();
+        for attempt in attempts(pod) {
+            let reqs = match self.zone_rules(pod, &attempt) {
+                Ok(r) => r,
+                Err(e) => {
+                    last_reasons = BTreeMap::from([("(all)".to_string(), e)]);
+                    continue;
+                }
+            };
+            if let Some(n) = self.try_existing(pod, &attempt, &reqs) {
+                self.nodes_available[n] = &self.nodes_available[n] - &pod.requests;
+                self.node_ports[n].extend(pod.host_ports.iter().cloned());
+                let zone = self.input.existing[n].labels.get(ZONE).cloned();
+                self.topology.record(pod, Slot::Node(n), zone.as_deref());
+                outcome
+                    .existing
+                    .push((pod.key.clone(), self.input.existing[n].name.clone()));
+                return;
+            }
+            let placed = match self.try_claims(pod, &attempt, &reqs) {
+                Some(j) => Ok(j),
+                None => self.try_new_claim(pod, &reqs),
+            };
+            match placed {
+                Ok(j) => {
+                    self.claims[j].pods.push(i);
+                    self.topology.record(pod, Slot::Claim(j), None);
+                    if let Some(z) = self.claims[j]
+                        .reqs
+                        .get(ZONE)
+                        .and_then(|r| r.values())
+                        .filter(|v| v.len() == 1)
+                    {
+                        let zone = z.iter().next().cloned().unwrap_or_default();
+                        self.topology.set_zone(Slot::Claim(j), &zone);
+                    }
+                    return;
+                }
+                Err(reasons) => last_reasons = reasons,
+            }
+        }
+        outcome.unschedulable.push(Unschedulable {
+            pod: pod.key.clone(),
+            reasons: last_reasons,
+        });
+    }
+
+    fn finish(self, mut outcome: Outcome) -> Outcome {
+        for claim in self.claims {
+            let mut choices: Vec<InstanceChoice> = claim
+                .options
+                .iter()
+                .filter_map(|o| {
+                    o.cheapest_offering(&claim.reqs).map(|of| InstanceChoice {
+                        name: o.name.clone(),
+                        zone: of.zone.clone(),
+                        capacity_type: of.capacity_type.clone(),
+                        price_per_hour: of.price_per_hour,
+                    })
+                })
+                .collect();
+            choices.sort_by(|a, b| {
+                a.price_per_hour
+                    .total_cmp(&b.price_per_hour)
+                    .then_with(|| a.name.cmp(&b.name))
+            });
+            choices.truncate(MAX_INSTANCE_TYPES);
+            if choices.is_empty() {
+                continue;
+            }
+            outcome.claims.push(PlannedClaim {
+                nodepool: self.input.pools[claim.pool].name.clone(),
+                requirements: claim.reqs,
+                pods: claim
+                    .pods
+                    .iter()
+                    .map(|&i| self.input.pods[i].key.clone())
+                    .collect(),
+                requests: claim.requests,
+                instance_types: choices,
+            });
+        }
+        outcome.limit_messages = self.limit_messages.into_iter().collect();
+        outcome
+    }
+}
+
+/// Runs the simulation. Pure: the same input always gives the same outcome.
+pub fn schedule(input: &Input) -> Outcome {
+    let mut order: Vec<usize> = (0..input.pods.len())
+        .filter(|&i| !input.pods[i].owned_by_daemonset)
+        .collect();
+    // Largest first (CPU, then memory), as Karpenter does: big pods shape the nodes.
+    order.sort_by(|&a, &b| {
+        let (pa, pb) = (&input.pods[a], &input.pods[b]);
+        pb.requests
+            .cpu_millis
+            .cmp(&pa.requests.cpu_millis)
+            .then(pb.requests.memory_bytes.cmp(&pa.requests.memory_bytes))
+            .then_with(|| pa.key.cmp(&pb.key))
+    });
+    let mut s = Scheduler::new(input);
+    let mut outcome = Outcome::default();
+    for i in order {
+        s.place(i, &mut outcome);
+    }
+    s.finish(outcome)
+}
+
+#[cfg(test)]
+#[path = "scheduler_tests.rs"]
+mod tests;

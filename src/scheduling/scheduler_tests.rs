@@ -1,0 +1,462 @@
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Pod;
+
+use super::*;
+use crate::scheduling::instance::OfferingOption;
+use crate::scheduling::resources::parse_quantity;
+
+const GI: i64 = 1 << 30;
+
+/// A small catalog with simple numbers: allocatable = capacity, prices linear in size, two zones.
+fn option(name: &str, cpu: i64, mem_gi: i64, price: f64, arch: &str) -> Arc<InstanceOption> {
+    let family = name.split('.').next().unwrap_or(name);
+    let labels: BTreeMap<String, String> = [
+        (labels::INSTANCE_TYPE, name),
+        (labels::ARCH, arch),
+        (labels::OS, "linux"),
+        (labels::INSTANCE_FAMILY, family),
+        (labels::INSTANCE_CATEGORY, &family[..1]),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let res = Resources {
+        cpu_millis: cpu * 1000,
+        memory_bytes: mem_gi * GI,
+        pods: 110,
+        ..Default::default()
+    };
+    let offerings = ["zone-a", "zone-b"]
+        .iter()
+        .flat_map(|z| {
+            [("on-demand", price), ("spot", price * 0.4)].map(|(ct, p)| OfferingOption {
+                zone: z.to_string(),
+                capacity_type: ct.to_string(),
+                price_per_hour: p,
+            })
+        })
+        .collect();
+    Arc::new(InstanceOption::new(
+        name,
+        labels,
+        res.clone(),
+        res,
+        offerings,
+    ))
+}
+
+fn catalog() -> Vec<Arc<InstanceOption>> {
+    vec![
+        option("m.large", 2, 8, 0.10, "amd64"),
+        option("m.xlarge", 4, 16, 0.20, "amd64"),
+        option("m.4xlarge", 16, 64, 0.80, "amd64"),
+        option("c.xlarge", 4, 8, 0.17, "amd64"),
+        option("r.xlarge", 4, 32, 0.25, "amd64"),
+        option("g.xlarge", 4, 16, 0.50, "arm64"),
+    ]
+}
+
+fn pool(name: &str, reqs: &[(&str, &str, &[&str])]) -> PoolTemplate {
+    let mut r = Requirements::new();
+    for (k, op, v) in reqs {
+        let values: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+        r.add(Requirement::new(k, op, &values).expect("valid"));
+    }
+    PoolTemplate {
+        name: name.into(),
+        weight: 0,
+        requirements: r,
+        taints: Vec::new(),
+        instance_types: catalog(),
+        limits: None,
+        in_use: Resources::new(),
+    }
+}
+
+fn on_demand_pool(name: &str) -> PoolTemplate {
+    pool(name, &[(labels::CAPACITY_TYPE, "In", &["on-demand"])])
+}
+
+/// Pods from compact YAML: `name cpu memory` plus an optional spec fragment.
+fn pod(name: &str, cpu: &str, mem: &str, extra: &str) -> PodInfo {
+    let yaml = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: default, labels: {{app: {app}}}}}\nspec:\n  containers: [{{name: c, image: x, resources: {{requests: {{cpu: \"{cpu}\", memory: {mem}}}}}}}]\n{extra}",
+        app = name.rsplit_once('-').map_or(name, |(a, _)| a),
+    );
+    let p: Pod = serde_saphyr::from_str(&yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    PodInfo::from_pod(&p).expect("pod")
+}
+
+fn pods(prefix: &str, n: usize, cpu: &str, mem: &str, extra: &str) -> Vec<PodInfo> {
+    (0..n)
+        .map(|i| pod(&format!("{prefix}-{i}"), cpu, mem, extra))
+        .collect()
+}
+
+#[test]
+fn packs_generic_pods_onto_the_cheapest_fitting_types() {
+    let input = Input {
+        pods: pods("web", 10, "1", "2Gi", ""),
+        pools: vec![on_demand_pool("default")],
+        ..Default::default()
+    };
+    let out = schedule(&input);
+    assert!(out.unschedulable.is_empty(), "{:?}", out.unschedulable);
+    let placed: usize = out.claims.iter().map(|c| c.pods.len()).sum();
+    assert_eq!(placed, 10);
+    // 10 CPUs / 20Gi: one m.4xlarge ($0.80) holds them all; cheaper than 3 m.xlarge.
+    assert_eq!(out.claims.len(), 1);
+    assert_eq!(out.claims[0].cheapest().name, "m.4xlarge");
+    assert_eq!(out.claims[0].cheapest().capacity_type, "on-demand");
+    assert!(
+        out.claims[0]
+            .instance_types
+            .windows(2)
+            .all(|w| w[0].price_per_hour <= w[1].price_per_hour)
+    );
+}
+
+#[test]
+fn the_last_claim_gets_a_small_type() {
+    let input = Input {
+        pods: pods("web", 17, "1", "1Gi", ""),
+        pools: vec![on_demand_pool("default")],
+        ..Default::default()
+    };
+    let out = schedule(&input);
+    let names: Vec<&str> = out
+        .claims
+        .iter()
+        .map(|c| c.cheapest().name.as_str())
+        .collect();
+    // 16 pods fill an m.4xlarge; the 17th gets the cheapest type that holds one pod.
+    assert_eq!(names, vec!["m.4xlarge", "m.large"]);
+}
+
+#[test]
+fn spot_is_chosen_when_allowed_because_cheaper() {
+    let p = pool(
+        "spot",
+        &[(labels::CAPACITY_TYPE, "In", &["spot", "on-demand"])],
+    );
+    let out = schedule(&Input {
+        pods: pods("a", 1, "1", "1Gi", ""),
+        pools: vec![p],
+        ..Default::default()
+    });
+    assert_eq!(out.claims[0].cheapest().capacity_type, "spot");
+}
+
+#[test]
+fn node_selector_and_affinity_narrow_the_types() {
+    let arm = "  nodeSelector: {kubernetes.io/arch: arm64}\n";
+    let mem = "  affinity:\n    nodeAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n        nodeSelectorTerms:\n          - matchExpressions: [{key: karpenter.k8s.aws/instance-family, operator: In, values: [r]}]\n";
+    let input = Input {
+        pods: vec![pod("arm-0", "1", "1Gi", arm), pod("mem-0", "1", "1Gi", mem)],
+        pools: vec![on_demand_pool("default")],
+        ..Default::default()
+    };
+    let out = schedule(&input);
+    let by_pod: BTreeMap<&str, &str> = out
+        .claims
+        .iter()
+        .flat_map(|c| {
+            c.pods
+                .iter()
+                .map(move |p| (p.as_str(), c.cheapest().name.as_str()))
+        })
+        .collect();
+    assert_eq!(by_pod["default/arm-0"], "g.xlarge");
+    assert_eq!(by_pod["default/mem-0"], "r.xlarge");
+}
+
+#[test]
+fn taints_keep_pods_out_and_reasons_say_why() {
+    let mut gpu = on_demand_pool("gpu");
+    gpu.taints = vec![Taint {
+        key: "nvidia.com/gpu".into(),
+        value: Some("true".into()),
+        effect: "NoSchedule".into(),
+        time_added: None,
+    }];
+    gpu.weight = 10;
+    let tolerating = "  tolerations: [{key: nvidia.com/gpu, operator: Exists}]\n";
+    let pools = vec![gpu, on_demand_pool("default")];
+    let alone = schedule(&Input {
+        pods: vec![pod("train-0", "1", "1Gi", tolerating)],
+        pools: pools.clone(),
+        ..Default::default()
+    });
+    assert_eq!(
+        alone.claims[0].nodepool, "gpu",
+        "higher weight first when tolerated"
+    );
+    let input = Input {
+        pods: vec![
+            pod("plain-0", "1", "1Gi", ""),
+            pod("train-0", "1", "1Gi", tolerating),
+            pod("huge-0", "64", "1Gi", ""),
+        ],
+        pools,
+        ..Default::default()
+    };
+    let out = schedule(&input);
+    let pool_of: BTreeMap<&str, &str> = out
+        .claims
+        .iter()
+        .flat_map(|c| {
+            c.pods
+                .iter()
+                .map(move |p| (p.as_str(), c.nodepool.as_str()))
+        })
+        .collect();
+    assert_eq!(pool_of["default/plain-0"], "default");
+    // A claim already being planned is preferred to opening one more node, whatever its weight.
+    assert_eq!(pool_of["default/train-0"], "default");
+    let huge = out
+        .unschedulable
+        .iter()
+        .find(|u| u.pod == "default/huge-0")
+        .expect("64 CPUs fit nowhere");
+    assert_eq!(
+        huge.reasons["gpu"],
+        "did not tolerate nvidia.com/gpu=true:NoSchedule"
+    );
+    assert!(
+        huge.reasons["default"].contains("no instance type has enough resources"),
+        "{:?}",
+        huge.reasons
+    );
+}
+
+#[test]
+fn custom_labels_must_be_offered_by_the_pool() {
+    let mut team = on_demand_pool("team-a");
+    team.requirements.add(Requirement::single("team", "a"));
+    let input = Input {
+        pods: vec![
+            pod("x-0", "1", "1Gi", "  nodeSelector: {team: a}\n"),
+            pod("y-0", "1", "1Gi", "  nodeSelector: {team: b}\n"),
+        ],
+        pools: vec![team, on_demand_pool("default")],
+        ..Default::default()
+    };
+    let out = schedule(&input);
+    assert_eq!(out.claims.len(), 1);
+    assert_eq!(out.claims[0].nodepool, "team-a");
+    let y = &out.unschedulable[0];
+    assert!(
+        y.reasons["default"].contains("label \"team\" does not have known values"),
+        "{:?}",
+        y.reasons
+    );
+    assert!(y.reasons["team-a"].contains("conflicts"), "{:?}", y.reasons);
+}
+
+#[test]
+fn existing_nodes_with_room_come_first() {
+    let labels: BTreeMap<String, String> = [(labels::ARCH, "amd64"), (ZONE, "zone-a")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let node = ExistingNode {
+        name: "node-1".into(),
+        labels,
+        taints: Vec::new(),
+        available: Resources {
+            cpu_millis: 2500,
+            memory_bytes: 8 * GI,
+            pods: 100,
+            ..Default::default()
+        },
+        pods: Vec::new(),
+    };
+    let input = Input {
+        pods: pods("w", 3, "1", "1Gi", ""),
+        existing: vec![node],
+        pools: vec![on_demand_pool("default")],
+        ..Default::default()
+    };
+    let out = schedule(&input);
+    assert_eq!(out.existing.len(), 2, "two 1-CPU pods fit in 2.5 CPUs");
+    assert_eq!(out.claims.len(), 1);
+    assert_eq!(out.claims[0].pods.len(), 1);
+}
+
+#[test]
+fn daemonset_overhead_is_added_to_new_nodes() {
+    let ds = pod("agent-0", "1", "1Gi", "");
+    let input = Input {
+        pods: pods("w", 1, "1", "1Gi", ""),
+        daemonsets: vec![ds],
+        pools: vec![on_demand_pool("default")],
+        ..Default::default()
+    };
+    let out = schedule(&input);
+    assert_eq!(out.claims[0].requests.cpu_millis, 2000);
+    assert_eq!(out.claims[0].requests.pods, 2);
+    assert_eq!(out.claims[0].cheapest().name, "m.large");
+}
+
+#[test]
+fn limits_stop_new_claims_and_say_so() {
+    let mut p = on_demand_pool("default");
+    p.limits = Some(Limits(BTreeMap::from([("cpu".to_string(), 20_000)])));
+    p.in_use = Resources {
+        cpu_millis: 16_000,
+        ..Default::default()
+    };
+    let out = schedule(&Input {
+        pods: pods("w", 8, "1", "1Gi", ""),
+        pools: vec![p],
+        ..Default::default()
+    });
+    // Only 4 CPUs of the limit remain: the claims' largest options must fit in them together.
+    let reserved: i64 = out.claims.iter().map(|c| c.requests.cpu_millis).sum();
+    assert!(reserved <= 4_000, "{reserved}");
+    assert!(
+        out.claims
+            .iter()
+            .all(|c| c.instance_types.iter().all(|t| t.name != "m.4xlarge"))
+    );
+    assert!(!out.unschedulable.is_empty());
+    assert!(
+        out.unschedulable[0].reasons["default"].contains("exceed limits"),
+        "{:?}",
+        out.unschedulable[0].reasons
+    );
+    assert!(
+        out.limit_messages
+            .iter()
+            .any(|m| m.contains("cpu resource usage of") && m.contains("exceeds limit of 20")),
+        "{:?}",
+        out.limit_messages
+    );
+}
+
+#[test]
+fn hostname_anti_affinity_gives_each_pod_its_own_node() {
+    let anti = "  affinity:\n    podAntiAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n        - {topologyKey: kubernetes.io/hostname, labelSelector: {matchLabels: {app: db}}}\n";
+    let out = schedule(&Input {
+        pods: pods("db", 3, "500m", "1Gi", anti),
+        pools: vec![on_demand_pool("default")],
+        ..Default::default()
+    });
+    assert_eq!(out.claims.len(), 3);
+    assert!(
+        out.claims
+            .iter()
+            .all(|c| c.pods.len() == 1 && c.cheapest().name == "m.large")
+    );
+}
+
+#[test]
+fn zone_spread_balances_across_zones() {
+    let spread = "  topologySpreadConstraints:\n    - {maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: DoNotSchedule, labelSelector: {matchLabels: {app: web}}}\n";
+    let out = schedule(&Input {
+        pods: pods("web", 4, "1", "1Gi", spread),
+        pools: vec![on_demand_pool("default")],
+        ..Default::default()
+    });
+    let mut per_zone: BTreeMap<String, usize> = BTreeMap::new();
+    for c in &out.claims {
+        *per_zone.entry(c.cheapest().zone.clone()).or_default() += c.pods.len();
+    }
+    assert_eq!(
+        per_zone,
+        BTreeMap::from([("zone-a".to_string(), 2), ("zone-b".to_string(), 2)])
+    );
+}
+
+#[test]
+fn hostname_spread_caps_pods_per_node() {
+    let spread = "  topologySpreadConstraints:\n    - {maxSkew: 2, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule, labelSelector: {matchLabels: {app: web}}}\n";
+    let out = schedule(&Input {
+        pods: pods("web", 5, "100m", "128Mi", spread),
+        pools: vec![on_demand_pool("default")],
+        ..Default::default()
+    });
+    assert_eq!(
+        out.claims.iter().map(|c| c.pods.len()).collect::<Vec<_>>(),
+        vec![2, 2, 1]
+    );
+}
+
+#[test]
+fn preferences_are_relaxed_when_they_cannot_be_met() {
+    let pref = "  affinity:\n    nodeAffinity:\n      preferredDuringSchedulingIgnoredDuringExecution:\n        - weight: 10\n          preference: {matchExpressions: [{key: kubernetes.io/arch, operator: In, values: [s390x]}]}\n";
+    let out = schedule(&Input {
+        pods: pods("p", 1, "1", "1Gi", pref),
+        pools: vec![on_demand_pool("default")],
+        ..Default::default()
+    });
+    assert!(out.unschedulable.is_empty(), "{:?}", out.unschedulable);
+    assert_eq!(out.claims.len(), 1);
+}
+
+#[test]
+fn min_values_keep_enough_types() {
+    let mut p = on_demand_pool("default");
+    let mut r = Requirement::new(
+        labels::INSTANCE_FAMILY,
+        "In",
+        &["m".into(), "c".into(), "r".into()],
+    )
+    .expect("valid");
+    r.min_values = Some(3);
+    p.requirements.add(r);
+    // 4 CPUs / 12Gi: only m.xlarge (16Gi), r.xlarge, m.4xlarge fit — families m and r: 2 < 3.
+    let out = schedule(&Input {
+        pods: vec![pod("big-0", "4", "12Gi", "")],
+        pools: vec![p.clone()],
+        ..Default::default()
+    });
+    assert!(
+        out.unschedulable[0].reasons["default"].contains("minValues"),
+        "{:?}",
+        out.unschedulable
+    );
+    // 2 CPUs / 4Gi fit every family.
+    let out = schedule(&Input {
+        pods: vec![pod("ok-0", "2", "4Gi", "")],
+        pools: vec![p],
+        ..Default::default()
+    });
+    assert!(out.unschedulable.is_empty());
+    let families: BTreeSet<&str> = out.claims[0]
+        .instance_types
+        .iter()
+        .map(|c| &c.name[..1])
+        .collect();
+    assert!(families.len() >= 3);
+}
+
+#[test]
+fn host_ports_conflict() {
+    let port = "  hostNetwork: true\n";
+    let with_port = |n: &str| {
+        let mut p = pod(n, "100m", "64Mi", port);
+        p.host_ports = vec![("TCP".into(), 80)];
+        p
+    };
+    let out = schedule(&Input {
+        pods: vec![with_port("a-0"), with_port("a-1")],
+        pools: vec![on_demand_pool("default")],
+        ..Default::default()
+    });
+    assert_eq!(
+        out.claims.len(),
+        2,
+        "two pods on host port 80 need two nodes"
+    );
+}
+
+#[test]
+fn quantities_parse_for_tests() {
+    assert_eq!(
+        parse_quantity("1536Mi").map(|q| q.value()),
+        Ok(1536 * 1024 * 1024)
+    );
+}

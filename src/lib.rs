@@ -7,4 +7,5 @@ pub mod cli;
 pub mod cloud;
 pub mod convert;
 pub mod manifest;
+pub mod plan;
 pub mod scheduling;

@@ -37,6 +37,9 @@ enum Command {
     /// Make a CA and webhook serving certificate; print the TLS Secret and the webhook
     /// configurations with the caBundle injected (pipe into `kubectl apply -f -`).
     Certs(cli::certs::Args),
+    /// Show the NodeClaims capstan would launch for these NodePools and workloads, with cost,
+    /// utilisation and the pods that cannot be scheduled (no cluster needed).
+    Plan(cli::plan::Args),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Command::Check { files } => cli::check::run(&files),
         Command::Convert { files } => cli::convert::run(&files),
         Command::Certs(args) => cli::certs::run(&args),
+        Command::Plan(args) => cli::plan::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

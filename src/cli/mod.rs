@@ -4,6 +4,7 @@ pub mod certs;
 pub mod check;
 pub mod convert;
 pub mod crds;
+pub mod plan;
 
 /// Errors a command reports before exiting non-zero; the message is the whole story.
 pub type CliResult = Result<(), Box<dyn std::error::Error>>;

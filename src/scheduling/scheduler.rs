@@ -112,11 +112,22 @@ pub struct PlannedClaim {
     pub pods: Vec<PodKey>,
     /// Pod requests plus daemonset overhead.
     pub requests: Resources,
+    /// The pods' requests alone.
+    pub pod_requests: Resources,
     /// Every instance type that fits, cheapest first (at most [`MAX_INSTANCE_TYPES`]).
     pub instance_types: Vec<InstanceChoice>,
 }
 
 impl PlannedClaim {
+    /// The claim's requirements as text, to group claims that launch from the same constraints.
+    pub fn requirements_key(&self) -> String {
+        self.requirements
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     /// The launch the claim would get: its cheapest instance type and offering.
     pub fn cheapest(&self) -> &InstanceChoice {
         &self.instance_types[0]
@@ -631,6 +642,9 @@ impl<'a> Scheduler<'a> {
                     .iter()
                     .map(|&i| self.input.pods[i].key.clone())
                     .collect(),
+                pod_requests: claim.pods.iter().fold(Resources::new(), |acc, &i| {
+                    &acc + &self.input.pods[i].requests
+                }),
                 requests: claim.requests,
                 instance_types: choices,
             });

@@ -15,6 +15,7 @@
 mod allocatable;
 mod dataset;
 mod labels;
+mod options;
 pub mod pricing;
 mod zones;
 
@@ -42,6 +43,7 @@ pub use labels::{
     INSTANCE_CAPABILITY_FLEX, INSTANCE_NETWORK_BANDWIDTH, OS_LINUX, ZONE_ID, labels, node_labels,
     offering_labels,
 };
+pub use options::instance_options;
 pub use zones::{default_zones, zone_id_for_name, zone_name_for_id};
 
 /// The facts of one EC2 instance type.

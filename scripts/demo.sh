@@ -11,6 +11,9 @@ capstan="${CARGO_TARGET_DIR:-target}/debug/capstan"
 echo "== capstan check -f manifests/examples   (strict decoding, cross-references)"
 $capstan check -f manifests/examples
 echo
+echo "== capstan plan -f manifests/examples   (the NodeClaims capstan would launch, with cost)"
+$capstan plan -f manifests/examples
+echo
 echo "== capstan check on a manifest with a typo: the error names file, line, document and field"
 $capstan check -f e2e/fixtures/broken-nodepool.yaml || true
 echo

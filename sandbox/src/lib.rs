@@ -1,0 +1,39 @@
+//! capstan's sandbox: an in-memory, Kubernetes-compatible API server for tests and for
+//! `capstan sandbox`. Real clients (kube-rs, kubectl) talk to it over HTTPS with a generated
+//! kubeconfig; nothing here depends on the `capstan` crate.
+//!
+//! Layout, one concern per module:
+//! - [`server`]: TLS, authentication, URL routing, body decoding, HTTP verbs → [`api`]
+//! - [`api`]: object semantics over the store (metadata, status, finalizers, GC, CRDs)
+//! - [`store`]: sharded in-memory objects, resourceVersions, event history
+//! - [`watch`]: watch streams; [`selectors`]: label/field selectors; [`patch`]: patch types
+//! - [`registry`]: served kinds; [`crd`]: what a CRD serves; [`defaults`]: defaulting
+//! - [`discovery`], [`errors`] (Status objects), [`kubeconfig`], [`tls`], [`object`] helpers
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), capstan_sandbox::SandboxError> {
+//! use capstan_sandbox::{Sandbox, SandboxConfig};
+//! let sandbox = Sandbox::start(SandboxConfig::new("/tmp/sandbox/kubeconfig")).await?;
+//! println!("serving {} (kubeconfig {})", sandbox.url(), sandbox.kubeconfig_path().display());
+//! sandbox.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod api;
+pub mod crd;
+pub mod defaults;
+pub mod discovery;
+pub mod errors;
+pub mod kubeconfig;
+pub mod object;
+pub mod patch;
+pub mod registry;
+pub mod selectors;
+pub mod server;
+pub mod store;
+pub mod tls;
+pub mod watch;
+
+pub use errors::{ApiError, SandboxError};
+pub use server::{MAX_BODY, Sandbox, SandboxConfig, SandboxHandle};
+pub use store::StoreLimits;

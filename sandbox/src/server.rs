@@ -1,0 +1,725 @@
+//! HTTPS serving and routing: TLS on loopback, bearer-token authentication, Kubernetes URL
+//! parsing (`/api/v1/namespaces/<ns>/<resource>/<name>/<subresource>`), body decoding and
+//! limits, and the mapping of HTTP verbs onto [`Api`].
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+use crate::api::{Api, DeleteOptions, Propagation, Sub};
+use crate::discovery;
+use crate::errors::{ApiError, SandboxError};
+use crate::kubeconfig;
+use crate::object::{name, new_token, parse_rv};
+use crate::patch::PatchType;
+use crate::registry::ResourceType;
+use crate::selectors::{FieldSelector, LabelSelector, Selectors};
+use crate::store::StoreLimits;
+use crate::tls;
+use crate::watch::{self as watching, WatchFrom, WatchRequest};
+
+/// The real server's request body limit (3 MiB); larger bodies get 413.
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// How a sandbox is started.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Where the kubeconfig is written (parent directories are created).
+    pub kubeconfig_path: PathBuf,
+    /// Listen address; port 0 picks a free one.
+    pub bind: SocketAddr,
+    /// YAML streams whose CustomResourceDefinitions are installed before serving.
+    pub crds_yaml: Vec<String>,
+    pub limits: StoreLimits,
+    /// Period of BOOKMARK events on watches that allow them.
+    pub bookmark_interval: Duration,
+    /// Watch duration when the client gives no `timeoutSeconds` (the real server picks
+    /// 30–60 min).
+    pub default_watch_timeout: Duration,
+    /// The bearer token; generated when `None`.
+    pub token: Option<String>,
+}
+
+impl SandboxConfig {
+    pub fn new(kubeconfig_path: impl Into<PathBuf>) -> Self {
+        Self {
+            kubeconfig_path: kubeconfig_path.into(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            crds_yaml: Vec::new(),
+            limits: StoreLimits::default(),
+            bookmark_interval: Duration::from_secs(10),
+            default_watch_timeout: Duration::from_secs(1800),
+            token: None,
+        }
+    }
+}
+
+/// The entry point.
+pub struct Sandbox;
+
+/// A running sandbox. Dropping it stops the server (as does [`SandboxHandle::shutdown`]).
+pub struct SandboxHandle {
+    url: String,
+    kubeconfig_path: PathBuf,
+    token: String,
+    ca_pem: String,
+    api: Arc<Api>,
+    shutdown: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl SandboxHandle {
+    /// `https://127.0.0.1:<port>`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+    pub fn kubeconfig_path(&self) -> &std::path::Path {
+        &self.kubeconfig_path
+    }
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+    /// PEM of the CA that signed the serving certificate.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+    /// In-process access to the API (for the simulated kubelet and scheduler to come).
+    pub fn api(&self) -> &Arc<Api> {
+        &self.api
+    }
+
+    /// Stop serving: watches end, connections close, and this waits for the server task.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for SandboxHandle {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+struct AppState {
+    api: Arc<Api>,
+    token: String,
+    server_address: String,
+    bookmark_interval: Duration,
+    default_watch_timeout: Duration,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Sandbox {
+    pub async fn start(config: SandboxConfig) -> Result<SandboxHandle, SandboxError> {
+        let api = Arc::new(Api::new(config.limits));
+        api.bootstrap()
+            .map_err(|e| SandboxError::Preload(e.message))?;
+        for yaml in &config.crds_yaml {
+            api.install_crds_yaml(yaml)
+                .map_err(|e| SandboxError::Preload(e.message))?;
+        }
+        let cert = tls::generate()?;
+        let tcp = TcpListener::bind(config.bind)
+            .await
+            .map_err(|source| SandboxError::Bind {
+                addr: config.bind,
+                source,
+            })?;
+        let local = tcp.local_addr().map_err(|source| SandboxError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+        let url = format!("https://{local}");
+        let token = match config.token.clone() {
+            Some(t) => t,
+            None => new_token().map_err(|e| SandboxError::Random(e.message))?,
+        };
+        kubeconfig::write(
+            &config.kubeconfig_path,
+            &kubeconfig::render(&url, &cert.ca_pem, &token),
+        )?;
+
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let state = Arc::new(AppState {
+            api: api.clone(),
+            token: token.clone(),
+            server_address: local.to_string(),
+            bookmark_interval: config.bookmark_interval,
+            default_watch_timeout: config.default_watch_timeout,
+            shutdown: shutdown_rx.clone(),
+        });
+        let router = Router::new().fallback(handle).with_state(state);
+        let listener = tls_listener(
+            tcp,
+            TlsAcceptor::from(cert.server_config),
+            shutdown_rx.clone(),
+        );
+        let mut stop = shutdown_rx;
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            });
+            if let Err(e) = serve.await {
+                tracing::warn!(error = %e, "sandbox server stopped");
+            }
+        });
+        tracing::info!(%url, kubeconfig = %config.kubeconfig_path.display(), "sandbox API server listening");
+        Ok(SandboxHandle {
+            url,
+            kubeconfig_path: config.kubeconfig_path,
+            token,
+            ca_pem: cert.ca_pem,
+            api,
+            shutdown: shutdown_tx,
+            task: Some(task),
+        })
+    }
+}
+
+/// TLS handshakes happen off the accept path (a slow client must not stall others); finished
+/// streams are handed to axum through a channel.
+struct TlsListener {
+    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    local: SocketAddr,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.rx.recv().await {
+            Some(conn) => conn,
+            // The accept loop ended (shutdown): no more connections, ever.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
+
+fn tls_listener(
+    tcp: TcpListener,
+    acceptor: TlsAcceptor,
+    mut shutdown: watch::Receiver<bool>,
+) -> TlsListener {
+    let local = tcp
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => return,
+                accepted = tcp.accept() => accepted,
+            };
+            match accepted {
+                Ok((stream, addr)) => {
+                    let acceptor = acceptor.clone();
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        let handshake =
+                            tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
+                        match handshake.await {
+                            Ok(Ok(tls)) => {
+                                let _ = tx.send((tls, addr)).await;
+                            }
+                            Ok(Err(e)) => {
+                                tracing::debug!(%addr, error = %e, "TLS handshake failed")
+                            }
+                            Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
+                        }
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    });
+    TlsListener { rx, local }
+}
+
+pub fn json_response(code: StatusCode, body: &Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    (code, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+}
+
+fn object_response(code: StatusCode, rt: &ResourceType, obj: &Arc<Value>) -> Response {
+    json_response(code, &Api::at_version(rt, obj))
+}
+
+/// A `<Kind>List`, serialised item by item (no deep copy of the stored objects).
+fn list_response(rt: &ResourceType, items: &[Arc<Value>], rv: u64) -> Response {
+    let mut buf = Vec::with_capacity(64 + items.len() * 512);
+    let header = json!({
+        "kind": rt.list_kind(),
+        "apiVersion": rt.api_version(),
+        "metadata": {"resourceVersion": rv.to_string()},
+    })
+    .to_string();
+    // `{...}` → `{..., "items": [` followed by the items and `]}`.
+    buf.extend_from_slice(&header.as_bytes()[..header.len().saturating_sub(1)]);
+    buf.extend_from_slice(b",\"items\":[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        let _ = serde_json::to_writer(&mut buf, &*Api::at_version(rt, item));
+    }
+    buf.extend_from_slice(b"]}");
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        buf,
+    )
+        .into_response()
+}
+
+fn success_status(code: u16) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": code})
+}
+
+/// Constant-time comparison, so the token cannot be guessed byte by byte from timings.
+fn same_token(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Health and version endpoints are open to anonymous clients, as on the real server; an
+/// invalid token is rejected everywhere. RBAC is a later milestone.
+fn authenticate(headers: &HeaderMap, token: &str, public: bool) -> Result<(), ApiError> {
+    match headers.get(header::AUTHORIZATION) {
+        None if public => Ok(()),
+        None => Err(ApiError::unauthorized()),
+        Some(value) => {
+            let given = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::trim)
+                .unwrap_or("");
+            if same_token(given.as_bytes(), token.as_bytes()) {
+                Ok(())
+            } else {
+                Err(ApiError::unauthorized())
+            }
+        }
+    }
+}
+
+async fn handle(State(app): State<Arc<AppState>>, req: Request) -> Response {
+    let method = req.method().clone();
+    let uri = req.uri().clone();
+    let response = match route(&app, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    tracing::debug!(%method, %uri, status = response.status().as_u16(), "request");
+    response
+}
+
+async fn route(app: &Arc<AppState>, req: Request) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let public = matches!(
+        segs.as_slice(),
+        ["healthz" | "livez" | "readyz" | "version"]
+    );
+    authenticate(&parts.headers, &app.token, public)?;
+    let query: HashMap<String, String> =
+        serde_urlencoded::from_str(parts.uri.query().unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))?;
+    let get = parts.method == Method::GET;
+    let registry = &app.api.registry;
+    let found = |v: Option<Value>| {
+        v.map(|v| json_response(StatusCode::OK, &v))
+            .ok_or_else(ApiError::no_route)
+    };
+    match segs.as_slice() {
+        ["healthz" | "livez" | "readyz"] if get => Ok((
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "ok",
+        )
+            .into_response()),
+        ["version"] if get => Ok(json_response(StatusCode::OK, &discovery::version_info())),
+        ["api"] if get => Ok(json_response(
+            StatusCode::OK,
+            &discovery::api_versions(&app.server_address),
+        )),
+        ["apis"] if get => Ok(json_response(
+            StatusCode::OK,
+            &discovery::api_group_list(registry),
+        )),
+        ["api", "v1"] if get => found(discovery::resource_list(registry, "", "v1")),
+        ["apis", g] if get => found(discovery::api_group(registry, g)),
+        ["apis", g, v] if get => found(discovery::resource_list(registry, g, v)),
+        ["healthz" | "livez" | "readyz" | "version" | "api" | "apis"]
+        | ["api", "v1"]
+        | ["apis", _]
+        | ["apis", _, _] => Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({} {path})",
+            parts.method
+        ))),
+        ["api", "v1", rest @ ..] => {
+            resource(
+                app,
+                &parts.method,
+                &parts.headers,
+                body,
+                &query,
+                "",
+                "v1",
+                rest,
+            )
+            .await
+        }
+        ["apis", g, v, rest @ ..] => {
+            resource(app, &parts.method, &parts.headers, body, &query, g, v, rest).await
+        }
+        _ => Err(ApiError::no_route()),
+    }
+}
+
+/// A parsed resource URL.
+struct Target {
+    rt: Arc<ResourceType>,
+    namespace: Option<String>,
+    name: Option<String>,
+    sub: Option<String>,
+}
+
+fn parse_target(
+    app: &AppState,
+    group: &str,
+    version: &str,
+    rest: &[&str],
+) -> Result<Target, ApiError> {
+    let lookup = |plural: &str| {
+        app.api
+            .registry
+            .lookup(group, version, plural)
+            .ok_or_else(ApiError::no_route)
+    };
+    let build = |rt: Arc<ResourceType>, namespace: Option<String>, tail: &[&str]| {
+        if tail.len() > 2 {
+            return Err(ApiError::no_route());
+        }
+        Ok(Target {
+            rt,
+            namespace,
+            name: tail.first().map(|s| s.to_string()),
+            sub: tail.get(1).map(|s| s.to_string()),
+        })
+    };
+    match rest {
+        // `/api/v1/namespaces/<ns>/status|finalize` is the namespace's own subresource.
+        ["namespaces", ns, sub @ ("status" | "finalize")] if group.is_empty() => {
+            build(lookup("namespaces")?, None, &[ns, sub])
+        }
+        ["namespaces", ns, plural, tail @ ..] => {
+            let rt = lookup(plural)?;
+            if !rt.namespaced {
+                return Err(ApiError::no_route());
+            }
+            build(rt, Some(ns.to_string()), tail)
+        }
+        [plural, tail @ ..] => {
+            let rt = lookup(plural)?;
+            if rt.namespaced && !tail.is_empty() {
+                return Err(ApiError::no_route());
+            }
+            build(rt, None, tail)
+        }
+        [] => Err(ApiError::no_route()),
+    }
+}
+
+/// Read a body, at most [`MAX_BODY`] bytes (413 beyond).
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY) {
+        return Err(ApiError::too_large(MAX_BODY));
+    }
+    match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => Ok(collected.to_bytes().to_vec()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(ApiError::too_large(MAX_BODY))
+        }
+        Err(e) => Err(ApiError::bad_request(format!(
+            "reading the request body: {e}"
+        ))),
+    }
+}
+
+fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// A YAML document as JSON.
+pub fn decode_yaml(body: &[u8]) -> Result<Value, ApiError> {
+    serde_saphyr::from_slice::<Value>(body)
+        .map_err(|e| ApiError::bad_request(format!("yaml parse error: {e}")))
+}
+
+/// Decode a JSON or YAML object body; other media types (protobuf included, for now) → 415.
+/// TODO(milestone: protobuf) decode `application/vnd.kubernetes.protobuf` with k8s-pb.
+fn decode_object(headers: &HeaderMap, body: &[u8], kind: &str) -> Result<Value, ApiError> {
+    let ct = content_type(headers);
+    let value = match ct.as_str() {
+        "" | "application/json" | "*/*" => serde_json::from_slice::<Value>(body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the object provided is unrecognized (must be of type {kind}): couldn't get version/kind; json parse error: {e}"
+            ))
+        })?,
+        "application/yaml" | "application/x-yaml" | "text/yaml" => decode_yaml(body)?,
+        other => return Err(ApiError::unsupported_media_type(other)),
+    };
+    if !value.is_object() {
+        return Err(ApiError::bad_request(format!(
+            "the object provided is unrecognized (must be of type {kind})"
+        )));
+    }
+    Ok(value)
+}
+
+fn flag(query: &HashMap<String, String>, key: &str) -> bool {
+    query
+        .get(key)
+        .is_some_and(|v| matches!(v.as_str(), "true" | "1"))
+}
+
+fn selectors(rt: &ResourceType, query: &HashMap<String, String>) -> Result<Selectors, ApiError> {
+    Ok(Selectors {
+        labels: LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?,
+        fields: FieldSelector::parse(
+            query.get("fieldSelector").map_or("", String::as_str),
+            &rt.field_selectors,
+        )?,
+    })
+}
+
+/// DeleteOptions from the query and the (optional) JSON body.
+fn delete_options(query: &HashMap<String, String>, body: &[u8]) -> Result<DeleteOptions, ApiError> {
+    let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
+    };
+    let policy = query
+        .get("propagationPolicy")
+        .map(String::as_str)
+        .or_else(|| body.get("propagationPolicy").and_then(Value::as_str));
+    let orphan = query
+        .get("orphanDependents")
+        .map(|v| v == "true")
+        .or_else(|| body.get("orphanDependents").and_then(Value::as_bool));
+    let propagation = match (policy, orphan) {
+        (Some("Orphan"), _) | (None, Some(true)) => Propagation::Orphan,
+        (Some("Foreground"), _) => Propagation::Foreground,
+        (Some("Background") | None, _) => Propagation::Background,
+        (Some(other), _) => {
+            return Err(ApiError::bad_request(format!(
+                "invalid propagationPolicy {other:?}: must be Orphan, Background or Foreground"
+            )));
+        }
+    };
+    let pre = body.get("preconditions");
+    Ok(DeleteOptions {
+        propagation,
+        precondition_uid: pre
+            .and_then(|p| p.get("uid"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        precondition_rv: parse_rv(
+            pre.and_then(|p| p.get("resourceVersion"))
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+        )?,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn resource(
+    app: &Arc<AppState>,
+    method: &Method,
+    headers: &HeaderMap,
+    body: Body,
+    query: &HashMap<String, String>,
+    group: &str,
+    version: &str,
+    rest: &[&str],
+) -> Result<Response, ApiError> {
+    let target = parse_target(app, group, version, rest)?;
+    let rt = target.rt.clone();
+    let api = &app.api;
+    let ns = target.namespace.clone().unwrap_or_default();
+    if query.contains_key("dryRun") {
+        // TODO(milestone: admission) dry-run goes with the admission chain.
+        return Err(ApiError::bad_request(
+            "dryRun is not supported by the sandbox yet",
+        ));
+    }
+    let body = if matches!(
+        *method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    ) {
+        read_body(headers, body).await?
+    } else {
+        Vec::new()
+    };
+    let sub = match target.sub.as_deref() {
+        None => None,
+        Some("status") if rt.status => Some(Sub::Status),
+        Some("status") => return Err(ApiError::no_route()),
+        Some(s) if rt.subresources.iter().any(|x| x.name == s) => None,
+        Some("finalize") if rt.plural == "namespaces" => None,
+        Some(_) => return Err(ApiError::no_route()),
+    };
+    let named_sub = target.sub.as_deref().filter(|s| *s != "status");
+
+    match (method.clone(), target.name.as_deref(), named_sub) {
+        (Method::GET, None, None) => {
+            let sel = selectors(&rt, query)?;
+            let ns_filter = target.namespace.clone();
+            if flag(query, "watch") {
+                let from = match query.get("resourceVersion").map(String::as_str) {
+                    None | Some("") | Some("0") => WatchFrom::Now,
+                    Some(rv) => WatchFrom::After(parse_rv(rv)?.unwrap_or(0)),
+                };
+                let timeout = query
+                    .get("timeoutSeconds")
+                    .and_then(|t| t.parse::<u64>().ok())
+                    .map(Duration::from_secs)
+                    .unwrap_or(app.default_watch_timeout);
+                let req = WatchRequest {
+                    rt,
+                    namespace: ns_filter,
+                    selectors: sel,
+                    from,
+                    allow_bookmarks: flag(query, "allowWatchBookmarks"),
+                    send_initial_events: flag(query, "sendInitialEvents"),
+                    timeout,
+                    bookmark_interval: app.bookmark_interval,
+                };
+                let stream = watching::start(api.clone(), req, app.shutdown.clone());
+                return Ok((
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    stream,
+                )
+                    .into_response());
+            }
+            // `limit`/`continue` are accepted; everything comes back in one page.
+            let (items, rv) = api.list(&rt, ns_filter.as_deref(), &sel);
+            Ok(list_response(&rt, &items, rv))
+        }
+        (Method::GET, Some(n), None) => {
+            Ok(object_response(StatusCode::OK, &rt, &api.get(&rt, &ns, n)?))
+        }
+        (Method::POST, None, None) => {
+            if rt.namespaced && target.namespace.is_none() {
+                return Err(ApiError::no_route());
+            }
+            let obj = decode_object(headers, &body, &rt.kind)?;
+            let created = api.create(&rt, &ns, obj)?;
+            Ok(object_response(StatusCode::CREATED, &rt, &created))
+        }
+        (Method::POST, Some(n), Some("binding")) => {
+            let binding = decode_object(headers, &body, "Binding")?;
+            api.bind_pod(&rt, &ns, n, &binding)?;
+            Ok(json_response(StatusCode::CREATED, &success_status(201)))
+        }
+        (Method::POST, Some(_), Some("eviction")) => Err(ApiError::method_not_allowed(
+            "pods/eviction is not served by the sandbox yet (PodDisruptionBudget checks are a later milestone)",
+        )),
+        (Method::PUT, Some(n), None) => {
+            let obj = decode_object(headers, &body, &rt.kind)?;
+            let stored = api.update(&rt, &ns, n, obj, sub.unwrap_or(Sub::Main))?;
+            Ok(object_response(StatusCode::OK, &rt, &stored))
+        }
+        (Method::PATCH, Some(n), None) => {
+            let ct = content_type(headers);
+            let kind = PatchType::from_content_type(&ct)
+                .ok_or_else(|| ApiError::unsupported_media_type(&ct))?;
+            let (stored, created) = api.patch(
+                &rt,
+                &ns,
+                n,
+                kind,
+                &body,
+                sub.unwrap_or(Sub::Main),
+                query.get("fieldManager").map(String::as_str),
+            )?;
+            let code = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok(object_response(code, &rt, &stored))
+        }
+        (Method::DELETE, Some(n), None) if sub.is_none() => {
+            let opts = delete_options(query, &body)?;
+            let (obj, gone) = api.delete(&rt, &ns, n, &opts)?;
+            let code = if gone {
+                StatusCode::OK
+            } else {
+                StatusCode::ACCEPTED
+            };
+            Ok(object_response(code, &rt, &obj))
+        }
+        (Method::DELETE, None, None) => {
+            let opts = delete_options(query, &body)?;
+            let sel = selectors(&rt, query)?;
+            let (items, _) = api.list(&rt, target.namespace.as_deref(), &sel);
+            let mut deleted = Vec::with_capacity(items.len());
+            for item in &items {
+                match api.delete(&rt, crate::object::namespace(item), name(item), &opts) {
+                    Ok((obj, _)) => deleted.push(obj),
+                    Err(e) if e.code == 404 => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(list_response(&rt, &deleted, api.store.current_rv()))
+        }
+        _ => Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({method} {})",
+            rt.gr()
+        ))),
+    }
+}

@@ -72,22 +72,33 @@ fn pods(n: usize, generic_only: bool) -> Vec<PodInfo> {
 
 /// Plan cost against the LP lower bound for the same pods (generic mix).
 fn cost_ratio(types: &[Arc<InstanceOption>], n: usize) -> (f64, f64) {
-    let input = Input { pods: pods(n, true), pools: vec![pool(types.to_vec())], ..Default::default() };
+    let input = Input {
+        pods: pods(n, true),
+        pools: vec![pool(types.to_vec())],
+        ..Default::default()
+    };
     let out = schedule(&input);
     let total: f64 = out.claims.iter().map(|c| c.cheapest().price_per_hour).sum();
-    let demand = input.pods.iter().fold(Resources::new(), |acc, p| &acc + &p.requests);
+    let demand = input
+        .pods
+        .iter()
+        .fold(Resources::new(), |acc, p| &acc + &p.requests);
     let candidates: Vec<Candidate> = types
         .iter()
         .filter_map(|o| {
-            o.offerings.iter().find(|of| of.capacity_type == "on-demand").map(|of| Candidate {
-                name: o.name.clone(),
-                price_per_hour: of.price_per_hour,
-                cpu_millis: o.allocatable.cpu_millis,
-                memory_bytes: o.allocatable.memory_bytes,
-            })
+            o.offerings
+                .iter()
+                .find(|of| of.capacity_type == "on-demand")
+                .map(|of| Candidate {
+                    name: o.name.clone(),
+                    price_per_hour: of.price_per_hour,
+                    cpu_millis: o.allocatable.cpu_millis,
+                    memory_bytes: o.allocatable.memory_bytes,
+                })
         })
         .collect();
-    let lb = lp_lower_bound(&candidates, demand.cpu_millis, demand.memory_bytes).map_or(0.0, |l| l.cost_per_hour);
+    let lb = lp_lower_bound(&candidates, demand.cpu_millis, demand.memory_bytes)
+        .map_or(0.0, |l| l.cost_per_hour);
     (total, lb)
 }
 
@@ -96,7 +107,11 @@ fn bench(c: &mut Criterion) {
     println!("instance types: {}", types.len());
     let mut group = c.benchmark_group("schedule");
     for &n in &[1usize, 100, 1_000, 5_000, 20_000] {
-        let input = Input { pods: pods(n, false), pools: vec![pool(types.clone())], ..Default::default() };
+        let input = Input {
+            pods: pods(n, false),
+            pools: vec![pool(types.clone())],
+            ..Default::default()
+        };
         let start = Instant::now();
         let out = black_box(schedule(&input));
         let secs = start.elapsed().as_secs_f64();
@@ -111,7 +126,9 @@ fn bench(c: &mut Criterion) {
         group.throughput(Throughput::Elements(n as u64));
         group.sample_size(10);
         group.measurement_time(Duration::from_secs(if n >= 5_000 { 20 } else { 5 }));
-        group.bench_with_input(BenchmarkId::from_parameter(n), &input, |b, input| b.iter(|| schedule(black_box(input))));
+        group.bench_with_input(BenchmarkId::from_parameter(n), &input, |b, input| {
+            b.iter(|| schedule(black_box(input)))
+        });
     }
     group.finish();
 }

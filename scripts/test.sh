@@ -20,12 +20,13 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy -D warnings"
-cargo clippy --all-targets --quiet -- -D warnings
+cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "cargo test"
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
-cargo test --all-targets 2>&1 | tee "$results"
+# Benches are not run here (they are timed runs: `just bench`); clippy still checks them.
+cargo test --workspace --lib --bins --tests 2>&1 | tee "$results"
 # Count what cargo ran, for the closing line.
 read -r passed failed < <(awk '/^test result:/ { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p+0, f+0 }' "$results")
 

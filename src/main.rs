@@ -40,6 +40,8 @@ enum Command {
     /// Show the NodeClaims capstan would launch for these NodePools and workloads, with cost,
     /// utilisation and the pods that cannot be scheduled (no cluster needed).
     Plan(cli::plan::Args),
+    /// Run the sandbox API server with capstan's CRDs (and, with --demo, the examples applied).
+    Sandbox(cli::sandbox::Args),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
         Command::Convert { files } => cli::convert::run(&files),
         Command::Certs(args) => cli::certs::run(&args),
         Command::Plan(args) => cli::plan::run(&args),
+        Command::Sandbox(args) => cli::sandbox::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -679,3 +679,7 @@ pub fn schedule(input: &Input) -> Outcome {
 #[cfg(test)]
 #[path = "scheduler_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "scheduler_props.rs"]
+mod props;

@@ -13,7 +13,7 @@ command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) fi
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo --version
 
-step "python venv (.venv): kubernetes-validate"
+step "python venv (.venv): kubernetes-validate, kubectl"
 scripts/venv.sh
 
 step "cargo fmt --check"

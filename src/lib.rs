@@ -9,3 +9,4 @@ pub mod convert;
 pub mod manifest;
 pub mod plan;
 pub mod scheduling;
+pub mod webhook;

@@ -25,6 +25,7 @@ use crate::patch::{PatchType, apply_merge, parse_apply_body, patch_object};
 use crate::registry::{GroupResource, NameRule, Registry, ResourceType};
 use crate::selectors::Selectors;
 use crate::store::{Store, StoreLimits};
+use crate::validation::{self, WriteChecks};
 
 /// Which part of an object a write targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,15 +202,61 @@ impl Api {
         }
     }
 
+    /// Unknown fields of a custom resource pruned (and reported per `fieldValidation`).
+    fn prune_custom(
+        rt: &ResourceType,
+        obj: &mut Value,
+        checks: &mut WriteChecks,
+    ) -> Result<(), ApiError> {
+        match rt.custom.as_ref().and_then(|c| c.schema.as_ref()) {
+            Some(schema) => validation::prune_checked(schema, &rt.kind, &rt.version, obj, checks),
+            None => Ok(()),
+        }
+    }
+
+    /// A custom resource against its schema and CEL rules: 422 with every failing field.
+    fn validate_custom(
+        rt: &ResourceType,
+        obj: &Value,
+        old: Option<&Value>,
+    ) -> Result<(), ApiError> {
+        let Some(schema) = rt.custom.as_ref().and_then(|c| c.schema.as_ref()) else {
+            return Ok(());
+        };
+        let causes = validation::validate_object(schema, obj, old);
+        if causes.is_empty() {
+            return Ok(());
+        }
+        // The message names the qualified kind (`NodePool.karpenter.sh`), details the plain
+        // one plus the group, as the real server; kubectl rebuilds the former from the latter.
+        let mut err = ApiError::invalid(
+            &format!("{}.{}", rt.kind, rt.group),
+            &rt.gr(),
+            name(obj),
+            causes,
+        );
+        if let Some(d) = err.details.as_mut() {
+            d.kind = rt.kind.clone();
+        }
+        Err(err)
+    }
+
     /// POST: a new object. `ns` is "" for cluster-scoped kinds.
-    pub fn create(
+    pub fn create(&self, rt: &ResourceType, ns: &str, obj: Value) -> Result<Arc<Value>, ApiError> {
+        self.create_with(rt, ns, obj, &mut WriteChecks::default())
+    }
+
+    /// [`Api::create`] with the request's write checks (`fieldValidation`, warnings out).
+    pub fn create_with(
         &self,
         rt: &ResourceType,
         ns: &str,
         mut obj: Value,
+        checks: &mut WriteChecks,
     ) -> Result<Arc<Value>, ApiError> {
         Self::check_type(rt, &mut obj)?;
         Self::settle_namespace(rt, ns, &mut obj)?;
+        Self::prune_custom(rt, &mut obj, checks)?;
         if rt.namespaced && self.store.get(&namespaces_gr(), "", ns).is_none() {
             return Err(ApiError::not_found(&namespaces_gr(), ns));
         }
@@ -259,6 +306,14 @@ impl Api {
                 o.remove("status");
             }
         }
+        if !given_name.is_empty() || !prefix.is_empty() {
+            let mut named = obj.clone();
+            if given_name.is_empty() {
+                // Rules reading `self.metadata.name` see the prefix; close enough for a check.
+                meta_mut(&mut named)?.insert("name".into(), json!(prefix));
+            }
+            Self::validate_custom(rt, &named, None)?;
+        }
         let crd_types = if is_crd(rt) {
             let types = crd::resource_types(&obj)?;
             let status = crd::accepted_status(&obj, None);
@@ -302,6 +357,7 @@ impl Api {
                     if let Some(types) = crd_types {
                         self.registry.install_crd(&name, types);
                     }
+                    self.after_write(rt, ns);
                     return Ok(created);
                 }
             }
@@ -349,6 +405,7 @@ impl Api {
         current: &Value,
         incoming: Value,
         sub: Sub,
+        checks: &mut WriteChecks,
     ) -> Result<Value, ApiError> {
         let mut new = match sub {
             Sub::Status => {
@@ -382,7 +439,9 @@ impl Api {
                 new
             }
         };
+        Self::prune_custom(rt, &mut new, checks)?;
         Self::apply_defaults(rt, &mut new);
+        Self::validate_custom(rt, &new, Some(current))?;
         if sub == Sub::Main {
             if is_crd(rt) {
                 crd::resource_types(&new)?;
@@ -448,9 +507,11 @@ impl Api {
                 Some(new),
             )?;
             self.on_removed(rt, &removed, Propagation::Background);
+            self.after_write(rt, namespace(current));
             return Ok(removed);
         }
         let stored = self.store.update(&rt.gr(), new, expected)?;
+        self.after_write(rt, namespace(current));
         if is_crd(rt)
             && let Ok(types) = crd::resource_types(&stored)
         {
@@ -465,8 +526,21 @@ impl Api {
         rt: &ResourceType,
         ns: &str,
         url_name: &str,
+        obj: Value,
+        sub: Sub,
+    ) -> Result<Arc<Value>, ApiError> {
+        self.update_with(rt, ns, url_name, obj, sub, &mut WriteChecks::default())
+    }
+
+    /// [`Api::update`] with the request's write checks.
+    pub fn update_with(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        url_name: &str,
         mut obj: Value,
         sub: Sub,
+        checks: &mut WriteChecks,
     ) -> Result<Arc<Value>, ApiError> {
         Self::check_type(rt, &mut obj)?;
         Self::settle_namespace(rt, ns, &mut obj)?;
@@ -498,7 +572,7 @@ impl Api {
             {
                 return Err(ApiError::conflict(&rt.gr(), url_name));
             }
-            let new = self.prepare_update(rt, &current, obj.clone(), sub)?;
+            let new = self.prepare_update(rt, &current, obj.clone(), sub, checks)?;
             match self.commit(rt, &current, new) {
                 Err(e) if e.reason == "Conflict" && pinned.is_none() => continue,
                 other => return other,
@@ -518,6 +592,7 @@ impl Api {
         body: &[u8],
         sub: Sub,
         field_manager: Option<&str>,
+        checks: &mut WriteChecks,
     ) -> Result<(Arc<Value>, bool), ApiError> {
         if kind == PatchType::Apply && field_manager.is_none_or(str::is_empty) {
             return Err(ApiError::invalid(
@@ -546,7 +621,7 @@ impl Api {
                         )));
                     }
                     meta_mut(&mut applied)?.insert("name".into(), json!(url_name));
-                    match self.create(rt, ns, applied) {
+                    match self.create_with(rt, ns, applied, checks) {
                         Err(e) if e.reason == "AlreadyExists" => continue,
                         other => return other.map(|o| (o, true)),
                     }
@@ -574,7 +649,7 @@ impl Api {
             if pinned {
                 return Err(ApiError::conflict(&rt.gr(), url_name));
             }
-            let new = self.prepare_update(rt, &current, patched, sub)?;
+            let new = self.prepare_update(rt, &current, patched, sub, checks)?;
             match self.commit(rt, &current, new) {
                 Err(e) if e.reason == "Conflict" => continue,
                 other => return other.map(|o| (o, false)),
@@ -650,7 +725,10 @@ impl Api {
                 }
                 match self.store.update(&rt.gr(), marked, expected) {
                     Err(e) if e.reason == "Conflict" && opts.precondition_rv.is_none() => continue,
-                    other => return other.map(|o| (o, false)),
+                    other => {
+                        self.after_write(rt, ns);
+                        return other.map(|o| (o, false));
+                    }
                 }
             }
             match self.store.remove(&rt.gr(), ns, name_, Some(expected), None) {
@@ -658,11 +736,21 @@ impl Api {
                 Err(e) => return Err(e),
                 Ok(removed) => {
                     self.on_removed(rt, &removed, opts.propagation);
+                    self.after_write(rt, ns);
                     return Ok((removed, true));
                 }
             }
         }
         Err(ApiError::conflict(&rt.gr(), name_))
+    }
+
+    /// Derived state kept in step with writes: PodDisruptionBudget status follows its pods.
+    fn after_write(&self, rt: &ResourceType, ns: &str) {
+        let pods = rt.group.is_empty() && rt.plural == "pods";
+        let pdbs = rt.group == "policy" && rt.plural == "poddisruptionbudgets";
+        if pods || pdbs {
+            crate::eviction::refresh_pdb_status(self, ns);
+        }
     }
 
     /// What follows an object's removal: CRDs stop being served (and their objects go), and

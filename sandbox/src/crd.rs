@@ -144,6 +144,11 @@ pub fn resource_types(crd: &Value) -> Result<Vec<ResourceType>, ApiError> {
                         .get("schema")
                         .and_then(|s| s.get("openAPIV3Schema"))
                         .cloned(),
+                    printer_columns: v
+                        .get("additionalPrinterColumns")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default(),
                 }),
             }
         })

@@ -6,8 +6,12 @@
 //! - [`server`]: TLS, authentication, URL routing, body decoding, HTTP verbs → [`api`]
 //! - [`api`]: object semantics over the store (metadata, status, finalizers, GC, CRDs)
 //! - [`store`]: sharded in-memory objects, resourceVersions, event history
-//! - [`watch`]: watch streams; [`selectors`]: label/field selectors; [`patch`]: patch types
+//! - [`watch`]: watch streams; [`selectors`]: label/field selectors; [`patch`]: patch types;
+//!   [`strategic`]: strategic merge patch
 //! - [`registry`]: served kinds; [`crd`]: what a CRD serves; [`defaults`]: defaulting
+//! - [`eviction`]: pods/eviction and PodDisruptionBudget status
+//! - [`validation`]: pruning and schema checks of custom resources; [`cel`]: their CEL rules
+//! - [`openapi`]: OpenAPI v3 documents for kubectl; [`table`]: `kubectl get` Tables
 //! - [`discovery`], [`errors`] (Status objects), [`kubeconfig`], [`tls`], [`object`] helpers
 //!
 //! ```no_run
@@ -20,18 +24,24 @@
 //! ```
 
 pub mod api;
+pub mod cel;
 pub mod crd;
 pub mod defaults;
 pub mod discovery;
 pub mod errors;
+pub mod eviction;
 pub mod kubeconfig;
 pub mod object;
+pub mod openapi;
 pub mod patch;
 pub mod registry;
 pub mod selectors;
 pub mod server;
 pub mod store;
+pub mod strategic;
+pub mod table;
 pub mod tls;
+pub mod validation;
 pub mod watch;
 
 pub use errors::{ApiError, SandboxError};

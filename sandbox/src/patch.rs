@@ -1,5 +1,5 @@
 //! PATCH bodies by content type: JSON merge patch (RFC 7386), JSON Patch (RFC 6902), server-side
-//! apply (approximated) and strategic merge patch (approximated by merge patch for now).
+//! apply (approximated) and strategic merge patch (see [`crate::strategic`]).
 
 use serde_json::Value;
 
@@ -57,18 +57,7 @@ pub fn patch_object(kind: PatchType, current: &Value, body: &[u8]) -> Result<Val
             json_patch::merge(&mut doc, &patch);
         }
         PatchType::Strategic => {
-            // TODO(milestone: strategic merge): honour patchMergeKey lists (containers,
-            // initContainers and volumes by name, env by name, ports by containerPort,
-            // tolerations) and `$setElementOrder`; until then lists are replaced whole, as a
-            // merge patch does, after dropping the directives so they never reach storage.
-            let mut patch = parse_json(body)?;
-            if !patch.is_object() {
-                return Err(ApiError::bad_request(
-                    "strategic merge patch must be a JSON object",
-                ));
-            }
-            strip_strategic_directives(&mut patch);
-            json_patch::merge(&mut doc, &patch);
+            crate::strategic::apply(&mut doc, &parse_json(body)?)?;
         }
         PatchType::Json => {
             let ops: json_patch::Patch = serde_json::from_slice(body)
@@ -95,22 +84,6 @@ pub fn patch_object(kind: PatchType, current: &Value, body: &[u8]) -> Result<Val
 /// TODO(milestone: apply): managedFields and per-manager ownership, conflicts without `force`.
 pub fn apply_merge(live: &mut Value, applied: &Value) {
     json_patch::merge(live, applied);
-}
-
-/// Drop strategic-merge directives (`$patch`, `$setElementOrder/…`, `$retainKeys`,
-/// `$deleteFromPrimitiveList/…`) and list items marked `$patch: delete`.
-fn strip_strategic_directives(v: &mut Value) {
-    match v {
-        Value::Object(map) => {
-            map.retain(|k, _| !k.starts_with('$'));
-            map.values_mut().for_each(strip_strategic_directives);
-        }
-        Value::Array(items) => {
-            items.retain(|item| item.get("$patch").and_then(Value::as_str) != Some("delete"));
-            items.iter_mut().for_each(strip_strategic_directives);
-        }
-        _ => {}
-    }
 }
 
 #[cfg(test)]

@@ -56,8 +56,10 @@ pub struct Subresource {
 pub struct CustomInfo {
     /// `metadata.name` of the CRD that serves this version.
     pub crd_name: String,
-    /// `openAPIV3Schema` of this version: defaults come from it (validation is a later milestone).
+    /// `openAPIV3Schema` of this version: defaults, pruning and validation come from it.
     pub schema: Option<Value>,
+    /// `additionalPrinterColumns` of this version (the columns of `kubectl get`).
+    pub printer_columns: Vec<Value>,
 }
 
 /// One served group/version/resource.
@@ -339,8 +341,7 @@ fn subresource(name: &str, group: &str, version: &str, kind: &str, verbs: &[&str
 
 fn built_in(b: &BuiltIn) -> ResourceType {
     let subresources = match (b.group, b.plural) {
-        // TODO(milestone: eviction) pods/eviction is advertised so kubectl drain takes the
-        // eviction path; the handler answers 405 until PodDisruptionBudgets are checked.
+        // pods/eviction checks PodDisruptionBudgets (see eviction.rs).
         ("", "pods") => vec![
             subresource("binding", "", "", "Binding", &["create"]),
             subresource("eviction", "policy", "v1", "Eviction", &["create"]),

@@ -26,11 +26,14 @@ use crate::discovery;
 use crate::errors::{ApiError, SandboxError};
 use crate::kubeconfig;
 use crate::object::{name, new_token, parse_rv};
+use crate::openapi;
 use crate::patch::PatchType;
 use crate::registry::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector, Selectors};
 use crate::store::StoreLimits;
+use crate::table;
 use crate::tls;
+use crate::validation::{FieldValidation, WriteChecks};
 use crate::watch::{self as watching, WatchFrom, WatchRequest};
 
 /// The real server's request body limit (3 MiB); larger bodies get 413.
@@ -374,6 +377,9 @@ async fn route(app: &Arc<AppState>, req: Request) -> Result<Response, ApiError> 
             StatusCode::OK,
             &discovery::api_group_list(registry),
         )),
+        ["openapi", "v3"] if get => Ok(json_response(StatusCode::OK, &openapi::index(registry))),
+        ["openapi", "v3", "api", v] if get => found(openapi::document(registry, "", v)),
+        ["openapi", "v3", "apis", g, v] if get => found(openapi::document(registry, g, v)),
         ["api", "v1"] if get => found(discovery::resource_list(registry, "", "v1")),
         ["apis", g] if get => found(discovery::api_group(registry, g)),
         ["apis", g, v] if get => found(discovery::resource_list(registry, g, v)),
@@ -517,6 +523,39 @@ fn decode_object(headers: &HeaderMap, body: &[u8], kind: &str) -> Result<Value, 
     Ok(value)
 }
 
+fn write_checks(query: &HashMap<String, String>) -> Result<WriteChecks, ApiError> {
+    Ok(WriteChecks {
+        field_validation: FieldValidation::parse(query.get("fieldValidation").map(String::as_str))?,
+        warnings: Vec::new(),
+    })
+}
+
+/// Warnings as the real server sends them: `Warning: 299 - "<text>"`, one header each, which
+/// kubectl prints as `Warning: <text>`.
+fn warned(mut response: Response, checks: &WriteChecks) -> Response {
+    for w in &checks.warnings {
+        let quoted = w.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(v) = header::HeaderValue::from_str(&format!("299 - \"{quoted}\"")) {
+            response.headers_mut().append(header::WARNING, v);
+        }
+    }
+    response
+}
+
+/// `Some(includeObject)` when the client asked for a Table (kubectl get).
+fn table_request(headers: &HeaderMap, query: &HashMap<String, String>) -> Option<String> {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    table::wants_table(accept).then(|| {
+        query
+            .get("includeObject")
+            .cloned()
+            .unwrap_or_else(|| "Metadata".into())
+    })
+}
+
 fn flag(query: &HashMap<String, String>, key: &str) -> bool {
     query
         .get(key)
@@ -647,36 +686,62 @@ async fn resource(
             }
             // `limit`/`continue` are accepted; everything comes back in one page.
             let (items, rv) = api.list(&rt, ns_filter.as_deref(), &sel);
+            if let Some(include) = table_request(headers, query) {
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &table::table(&rt, &items, rv, &include),
+                ));
+            }
             Ok(list_response(&rt, &items, rv))
         }
         (Method::GET, Some(n), None) => {
-            Ok(object_response(StatusCode::OK, &rt, &api.get(&rt, &ns, n)?))
+            let obj = api.get(&rt, &ns, n)?;
+            if let Some(include) = table_request(headers, query) {
+                let rv = parse_rv(crate::object::resource_version(&obj))?.unwrap_or(0);
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &table::table(&rt, &[obj], rv, &include),
+                ));
+            }
+            Ok(object_response(StatusCode::OK, &rt, &obj))
         }
         (Method::POST, None, None) => {
             if rt.namespaced && target.namespace.is_none() {
                 return Err(ApiError::no_route());
             }
             let obj = decode_object(headers, &body, &rt.kind)?;
-            let created = api.create(&rt, &ns, obj)?;
-            Ok(object_response(StatusCode::CREATED, &rt, &created))
+            let mut checks = write_checks(query)?;
+            let created = api.create_with(&rt, &ns, obj, &mut checks)?;
+            Ok(warned(
+                object_response(StatusCode::CREATED, &rt, &created),
+                &checks,
+            ))
         }
         (Method::POST, Some(n), Some("binding")) => {
             let binding = decode_object(headers, &body, "Binding")?;
             api.bind_pod(&rt, &ns, n, &binding)?;
             Ok(json_response(StatusCode::CREATED, &success_status(201)))
         }
-        (Method::POST, Some(_), Some("eviction")) => Err(ApiError::method_not_allowed(
-            "pods/eviction is not served by the sandbox yet (PodDisruptionBudget checks are a later milestone)",
-        )),
+        (Method::POST, Some(n), Some("eviction")) => {
+            let eviction = decode_object(headers, &body, "Eviction")?;
+            crate::eviction::evict(api, &rt, &ns, n, &eviction)?;
+            Ok(json_response(StatusCode::CREATED, &success_status(201)))
+        }
         (Method::PUT, Some(n), None) => {
             let obj = decode_object(headers, &body, &rt.kind)?;
-            let stored = api.update(&rt, &ns, n, obj, sub.unwrap_or(Sub::Main))?;
-            Ok(object_response(StatusCode::OK, &rt, &stored))
+            let mut checks = write_checks(query)?;
+            let stored =
+                api.update_with(&rt, &ns, n, obj, sub.unwrap_or(Sub::Main), &mut checks)?;
+            Ok(warned(
+                object_response(StatusCode::OK, &rt, &stored),
+                &checks,
+            ))
         }
         (Method::PATCH, Some(n), None) => {
             let ct = content_type(headers);
             let kind = PatchType::from_content_type(&ct)
                 .ok_or_else(|| ApiError::unsupported_media_type(&ct))?;
+            let mut checks = write_checks(query)?;
             let (stored, created) = api.patch(
                 &rt,
                 &ns,
@@ -685,13 +750,14 @@ async fn resource(
                 &body,
                 sub.unwrap_or(Sub::Main),
                 query.get("fieldManager").map(String::as_str),
+                &mut checks,
             )?;
             let code = if created {
                 StatusCode::CREATED
             } else {
                 StatusCode::OK
             };
-            Ok(object_response(code, &rt, &stored))
+            Ok(warned(object_response(code, &rt, &stored), &checks))
         }
         (Method::DELETE, Some(n), None) if sub.is_none() => {
             let opts = delete_options(query, &body)?;

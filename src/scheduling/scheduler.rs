@@ -18,10 +18,15 @@ use super::pod::{AffinityTerm, PodInfo, PodKey, Spread, WhenUnsatisfiable};
 use super::requirements::{Requirement, Requirements};
 use super::resources::Resources;
 use super::taints::{describe, first_untolerated};
-use super::topology::{Slot, Topology};
+use super::topology::{Probe, Slot, Topology};
 
 /// Karpenter keeps at most this many instance types on a NodeClaim.
 pub const MAX_INSTANCE_TYPES: usize = 60;
+
+/// A claim may grow onto a larger instance type only if that type hosts the claim's pods at most
+/// this much above the cost of the best type for them: a claim stops at the largest size that is
+/// still efficient (a c6a.48xlarge) instead of jumping to a 12 TB u7i because it has more vCPUs.
+const GROWTH_COST_LIMIT: f64 = 1.15;
 
 /// A NodePool as the simulation needs it.
 #[derive(Debug, Clone)]
@@ -168,21 +173,66 @@ struct Claim {
     host_ports: BTreeSet<(String, i32)>,
     /// Per resource, the most any option has left: a pod that does not fit here fits no option.
     headroom: Resources,
+    /// Per resource, the most any option has: `headroom` plus `requests`.
+    max_allocatable: Resources,
     /// The largest capacity among the options, counted against the pool's limits.
     reserved: Resources,
 }
 
-fn headroom(options: &[Arc<InstanceOption>], requests: &Resources) -> Resources {
-    let max = options
+fn max_allocatable(options: &[Arc<InstanceOption>]) -> Resources {
+    options
         .iter()
-        .fold(Resources::new(), |acc, o| acc.max(&o.allocatable));
-    &max - requests
+        .fold(Resources::new(), |acc, o| acc.max(&o.allocatable))
 }
 
 fn max_capacity(options: &[Arc<InstanceOption>]) -> Resources {
     options
         .iter()
         .fold(Resources::new(), |acc, o| acc.max(&o.capacity))
+}
+
+/// What hosting `requests` on instance type `o` costs if they could share it with copies of
+/// themselves: its price times the largest fraction of any resource they take.
+fn shared_cost(o: &InstanceOption, reqs: &Requirements, requests: &Resources) -> f64 {
+    let Some(of) = o.cheapest_offering(reqs) else {
+        return f64::INFINITY;
+    };
+    let frac = |want: i64, have: i64| {
+        if want <= 0 {
+            0.0
+        } else if have <= 0 {
+            f64::INFINITY
+        } else {
+            want as f64 / have as f64
+        }
+    };
+    let a = &o.allocatable;
+    let share = frac(requests.cpu_millis, a.cpu_millis)
+        .max(frac(requests.memory_bytes, a.memory_bytes))
+        .max(frac(requests.pods, a.pods));
+    of.price_per_hour * share
+}
+
+/// Whether a claim whose options were `before` (cheapest first) may take requests that leave
+/// `after`: yes unless its cheapest type changes to one that hosts them at more than
+/// [`GROWTH_COST_LIMIT`] times the cost of the best type among `before`.
+fn efficient_growth(
+    before: &[Arc<InstanceOption>],
+    after: &[Arc<InstanceOption>],
+    reqs: &Requirements,
+    requests: &Resources,
+) -> bool {
+    let (Some(old), Some(new)) = (before.first(), after.first()) else {
+        return false;
+    };
+    if Arc::ptr_eq(old, new) {
+        return true;
+    }
+    let best = before
+        .iter()
+        .map(|o| shared_cost(o, reqs, requests))
+        .fold(f64::INFINITY, f64::min);
+    shared_cost(new, reqs, requests) <= GROWTH_COST_LIMIT * best
 }
 
 /// The constraints of one attempt at placing a pod, after some relaxation.
@@ -240,6 +290,8 @@ fn attempts(pod: &PodInfo) -> Vec<Attempt> {
 
 struct Scheduler<'a> {
     input: &'a Input,
+    /// Per pool, its instance types cheapest first (under the pool's requirements).
+    pool_types: Vec<Vec<Arc<InstanceOption>>>,
     topology: Topology,
     nodes_available: Vec<Resources>,
     node_ports: Vec<BTreeSet<(String, i32)>>,
@@ -301,8 +353,26 @@ impl<'a> Scheduler<'a> {
                 .cmp(&pa.weight)
                 .then_with(|| pa.name.cmp(&pb.name))
         });
+        let pool_types = input
+            .pools
+            .iter()
+            .map(|pool| {
+                let mut types = pool.instance_types.clone();
+                types.sort_by(|a, b| {
+                    let price = |o: &InstanceOption| {
+                        o.cheapest_offering(&pool.requirements)
+                            .map_or(f64::INFINITY, |of| of.price_per_hour)
+                    };
+                    price(a)
+                        .total_cmp(&price(b))
+                        .then_with(|| a.name.cmp(&b.name))
+                });
+                types
+            })
+            .collect();
         Scheduler {
             input,
+            pool_types,
             topology,
             nodes_available: input.existing.iter().map(|n| n.available.clone()).collect(),
             node_ports: input
@@ -318,8 +388,9 @@ impl<'a> Scheduler<'a> {
         }
     }
 
-    /// Narrows `attempt` by zone rules (spread minimum, zone affinity, zone anti-affinity).
-    fn zone_rules(&self, pod: &PodInfo, attempt: &Attempt) -> Result<Requirements, String> {
+    /// Narrows `attempt` by zone rules (spread minimum, zone affinity, zone anti-affinity); true
+    /// when the pod has such rules, so that where it lands must have a known zone.
+    fn zone_rules(&self, pod: &PodInfo, attempt: &Attempt) -> Result<(Requirements, bool), String> {
         let mut reqs = attempt.reqs.clone();
         let mut allowed: BTreeSet<String> = self
             .topology
@@ -352,6 +423,7 @@ impl<'a> Scheduler<'a> {
         }
         let constrained = !avoid.is_empty()
             || pod.affinity.iter().any(|t| t.topology_key == ZONE)
+            || attempt.anti.iter().any(|t| t.topology_key == ZONE)
             || attempt.spreads.iter().any(|s| s.topology_key == ZONE);
         if constrained {
             if allowed.is_empty() {
@@ -362,10 +434,10 @@ impl<'a> Scheduler<'a> {
             let zones: Vec<String> = allowed.into_iter().collect();
             reqs.add(Requirement::new(ZONE, "In", &zones).map_err(|e| e.to_string())?);
         }
-        Ok(reqs)
+        Ok((reqs, constrained))
     }
 
-    fn try_existing(&self, pod: &PodInfo, attempt: &Attempt, reqs: &Requirements) -> Option<usize> {
+    fn try_existing(&self, pod: &PodInfo, probe: &Probe, reqs: &Requirements) -> Option<usize> {
         (0..self.input.existing.len()).find(|&i| {
             let node = &self.input.existing[i];
             first_untolerated(&pod.tolerations, &node.taints).is_none()
@@ -375,10 +447,7 @@ impl<'a> Scheduler<'a> {
                     .host_ports
                     .iter()
                     .any(|hp| self.node_ports[i].contains(hp))
-                && self
-                    .topology
-                    .blocks(pod, Slot::Node(i), &attempt.anti, &attempt.spreads)
-                    .is_none()
+                && self.topology.blocks(probe, Slot::Node(i)).is_none()
         })
     }
 
@@ -396,6 +465,12 @@ impl<'a> Scheduler<'a> {
         if kept.is_empty() {
             return Err("no instance type fits".into());
         }
+        Self::check_min_values(&kept, reqs)?;
+        Ok(kept)
+    }
+
+    /// Whether `kept` still offers every requirement's `minValues` distinct values.
+    fn check_min_values(kept: &[Arc<InstanceOption>], reqs: &Requirements) -> Result<(), String> {
         for r in reqs.iter() {
             if let Some(min) = r.min_values {
                 let distinct: BTreeSet<String> = kept
@@ -411,15 +486,10 @@ impl<'a> Scheduler<'a> {
                 }
             }
         }
-        Ok(kept)
+        Ok(())
     }
 
-    fn try_claims(
-        &mut self,
-        pod: &PodInfo,
-        attempt: &Attempt,
-        reqs: &Requirements,
-    ) -> Option<usize> {
+    fn try_claims(&mut self, pod: &PodInfo, probe: &Probe, reqs: &Requirements) -> Option<usize> {
         for j in 0..self.claims.len() {
             let claim = &self.claims[j];
             let pool = &self.input.pools[claim.pool];
@@ -430,27 +500,56 @@ impl<'a> Scheduler<'a> {
                     .any(|hp| claim.host_ports.contains(hp))
                 || first_untolerated(&pod.tolerations, &pool.taints).is_some()
                 || claim.reqs.compatible(reqs, &well_known).is_err()
-                || self
-                    .topology
-                    .blocks(pod, Slot::Claim(j), &attempt.anti, &attempt.spreads)
-                    .is_some()
+                || self.topology.blocks(probe, Slot::Claim(j)).is_some()
             {
                 continue;
             }
-            let mut new_reqs = claim.reqs.clone();
-            new_reqs.add_all(reqs);
             let requests = &claim.requests + &pod.requests;
-            let Ok(options) = Self::narrow(&claim.options, &new_reqs, &requests) else {
-                continue;
+            // Most pods add no requirement the claim lacks: then only room can drop options.
+            let narrowed = if claim.reqs.implies(reqs) {
+                if claim.options.iter().all(|o| requests.fits(&o.allocatable)) {
+                    None
+                } else {
+                    let kept: Vec<Arc<InstanceOption>> = claim
+                        .options
+                        .iter()
+                        .filter(|o| requests.fits(&o.allocatable))
+                        .cloned()
+                        .collect();
+                    if Self::check_min_values(&kept, &claim.reqs).is_err() {
+                        continue;
+                    }
+                    if !efficient_growth(&claim.options, &kept, &claim.reqs, &requests) {
+                        self.cap(j);
+                        continue;
+                    }
+                    Some((claim.reqs.clone(), kept))
+                }
+            } else {
+                let mut new_reqs = claim.reqs.clone();
+                new_reqs.add_all(reqs);
+                match Self::narrow(&claim.options, &new_reqs, &requests) {
+                    Ok(options)
+                        if efficient_growth(&claim.options, &options, &new_reqs, &requests) =>
+                    {
+                        Some((new_reqs, options))
+                    }
+                    // Inefficient because of this pod's own requirements: others may still fit.
+                    _ => continue,
+                }
             };
             let claim = &mut self.claims[j];
-            claim.headroom = headroom(&options, &requests);
-            let reserved = max_capacity(&options);
-            self.reserved[claim.pool] = &(&self.reserved[claim.pool] - &claim.reserved) + &reserved;
-            claim.reserved = reserved;
-            claim.options = options;
+            if let Some((new_reqs, options)) = narrowed {
+                claim.max_allocatable = max_allocatable(&options);
+                let reserved = max_capacity(&options);
+                self.reserved[claim.pool] =
+                    &(&self.reserved[claim.pool] - &claim.reserved) + &reserved;
+                claim.reserved = reserved;
+                claim.options = options;
+                claim.reqs = new_reqs;
+            }
+            claim.headroom = &claim.max_allocatable - &requests;
             claim.requests = requests;
-            claim.reqs = new_reqs;
             claim.host_ports.extend(pod.host_ports.iter().cloned());
             return Some(j);
         }
@@ -480,8 +579,7 @@ impl<'a> Scheduler<'a> {
             let mut claim_reqs = pool.requirements.clone();
             claim_reqs.add_all(reqs);
             let requests = &self.daemon_overhead[p] + &pod.requests;
-            let compatible: Vec<Arc<InstanceOption>> = pool
-                .instance_types
+            let compatible: Vec<Arc<InstanceOption>> = self.pool_types[p]
                 .iter()
                 .filter(|o| o.compatible(&claim_reqs))
                 .cloned()
@@ -544,9 +642,11 @@ impl<'a> Scheduler<'a> {
             };
             let reserved = max_capacity(&options);
             self.reserved[p] = &self.reserved[p] + &reserved;
+            let max_allocatable = max_allocatable(&options);
             self.claims.push(Claim {
                 pool: p,
-                headroom: headroom(&options, &requests),
+                headroom: &max_allocatable - &requests,
+                max_allocatable,
                 reqs: claim_reqs,
                 options,
                 requests,
@@ -562,18 +662,65 @@ impl<'a> Scheduler<'a> {
         Err(reasons)
     }
 
+    /// Stops claim `j` growing past its cheapest type: growing was found inefficient once, and
+    /// asking again for every later pod would cost a scan of its options each time.
+    fn cap(&mut self, j: usize) {
+        let claim = &mut self.claims[j];
+        if let Some(first) = claim.options.first() {
+            claim.max_allocatable = first.allocatable.clone();
+            claim.headroom = &claim.max_allocatable - &claim.requests;
+        }
+    }
+
+    /// Settles claim `j` in the zone of its cheapest offering, so that pods with zone rules that
+    /// follow see where this one went (a zone-affinity group lands together).
+    fn pin_zone(&mut self, j: usize) {
+        let claim = &self.claims[j];
+        if claim
+            .reqs
+            .get(ZONE)
+            .and_then(|r| r.values())
+            .is_some_and(|v| v.len() == 1)
+        {
+            return;
+        }
+        let Some(zone) = claim
+            .options
+            .iter()
+            .filter_map(|o| o.cheapest_offering(&claim.reqs))
+            .min_by(|a, b| a.price_per_hour.total_cmp(&b.price_per_hour))
+            .map(|of| of.zone.clone())
+        else {
+            return;
+        };
+        let mut reqs = claim.reqs.clone();
+        reqs.add(Requirement::single(ZONE, &zone));
+        let Ok(options) = Self::narrow(&claim.options, &reqs, &claim.requests) else {
+            return;
+        };
+        let claim = &mut self.claims[j];
+        claim.max_allocatable = max_allocatable(&options);
+        claim.headroom = &claim.max_allocatable - &claim.requests;
+        let reserved = max_capacity(&options);
+        self.reserved[claim.pool] = &(&self.reserved[claim.pool] - &claim.reserved) + &reserved;
+        claim.reserved = reserved;
+        claim.options = options;
+        claim.reqs = reqs;
+    }
+
     fn place(&mut self, i: usize, outcome: &mut Outcome) {
         let pod = &self.input.pods[i];
         let mut last_reasons = BTreeMap::new();
         for attempt in attempts(pod) {
-            let reqs = match self.zone_rules(pod, &attempt) {
+            let (reqs, zonal) = match self.zone_rules(pod, &attempt) {
                 Ok(r) => r,
                 Err(e) => {
                     last_reasons = BTreeMap::from([("(all)".to_string(), e)]);
                     continue;
                 }
             };
-            if let Some(n) = self.try_existing(pod, &attempt, &reqs) {
+            let probe = self.topology.probe(pod, &attempt.anti, &attempt.spreads);
+            if let Some(n) = self.try_existing(pod, &probe, &reqs) {
                 self.nodes_available[n] = &self.nodes_available[n] - &pod.requests;
                 self.node_ports[n].extend(pod.host_ports.iter().cloned());
                 let zone = self.input.existing[n].labels.get(ZONE).cloned();
@@ -583,12 +730,15 @@ impl<'a> Scheduler<'a> {
                     .push((pod.key.clone(), self.input.existing[n].name.clone()));
                 return;
             }
-            let placed = match self.try_claims(pod, &attempt, &reqs) {
+            let placed = match self.try_claims(pod, &probe, &reqs) {
                 Some(j) => Ok(j),
                 None => self.try_new_claim(pod, &reqs),
             };
             match placed {
                 Ok(j) => {
+                    if zonal {
+                        self.pin_zone(j);
+                    }
                     self.claims[j].pods.push(i);
                     self.topology.record(pod, Slot::Claim(j), None);
                     if let Some(z) = self.claims[j]

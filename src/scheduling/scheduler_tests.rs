@@ -106,9 +106,18 @@ fn packs_generic_pods_onto_the_cheapest_fitting_types() {
     assert!(out.unschedulable.is_empty(), "{:?}", out.unschedulable);
     let placed: usize = out.claims.iter().map(|c| c.pods.len()).sum();
     assert_eq!(placed, 10);
-    // 10 CPUs / 20Gi: one m.4xlarge ($0.80) holds them all; cheaper than 3 m.xlarge.
-    assert_eq!(out.claims.len(), 1);
-    assert_eq!(out.claims[0].cheapest().name, "m.4xlarge");
+    // 10 CPUs / 20Gi: c.xlarge is the cheapest per CPU ($0.0425 vs m.4xlarge's $0.05), so two
+    // full c.xlarge and an m.large for the last two pods ($0.44) beat one m.4xlarge ($0.80).
+    let names: Vec<&str> = out
+        .claims
+        .iter()
+        .map(|c| c.cheapest().name.as_str())
+        .collect();
+    assert_eq!(names, vec!["c.xlarge", "c.xlarge", "m.large"]);
+    assert_eq!(
+        out.claims.iter().map(|c| c.pods.len()).collect::<Vec<_>>(),
+        vec![4, 4, 2]
+    );
     assert_eq!(out.claims[0].cheapest().capacity_type, "on-demand");
     assert!(
         out.claims[0]
@@ -131,8 +140,14 @@ fn the_last_claim_gets_a_small_type() {
         .iter()
         .map(|c| c.cheapest().name.as_str())
         .collect();
-    // 16 pods fill an m.4xlarge; the 17th gets the cheapest type that holds one pod.
-    assert_eq!(names, vec!["m.4xlarge", "m.large"]);
+    // Claims stop growing at c.xlarge, the cheapest per CPU (an m.4xlarge costs 18% more per
+    // CPU); the 17th pod gets the cheapest type that holds one pod.
+    assert_eq!(
+        names,
+        vec!["c.xlarge", "c.xlarge", "c.xlarge", "c.xlarge", "m.large"]
+    );
+    let total: f64 = out.claims.iter().map(|c| c.cheapest().price_per_hour).sum();
+    assert!((total - 0.78).abs() < 1e-9, "{total}");
 }
 
 #[test]
@@ -459,4 +474,47 @@ fn quantities_parse_for_tests() {
         parse_quantity("1536Mi").map(|q| q.value()),
         Ok(1536 * 1024 * 1024)
     );
+}
+
+#[test]
+fn zone_affinity_group_lands_in_one_zone_even_across_claims() {
+    // Each pod needs most of an m.4xlarge, so the group spans several claims; the first claim
+    // has no zone yet when the first pod lands, and the rest must follow it into one zone.
+    let aff = "  affinity:\n    podAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n        - {topologyKey: topology.kubernetes.io/zone, labelSelector: {matchLabels: {app: cache}}}\n";
+    let out = schedule(&Input {
+        pods: pods("cache", 4, "10", "8Gi", aff),
+        pools: vec![on_demand_pool("default")],
+        ..Default::default()
+    });
+    assert!(out.unschedulable.is_empty(), "{:?}", out.unschedulable);
+    assert_eq!(out.claims.len(), 4);
+    let zones: BTreeSet<&str> = out
+        .claims
+        .iter()
+        .map(|c| c.cheapest().zone.as_str())
+        .collect();
+    assert_eq!(zones.len(), 1, "{zones:?}");
+    for c in &out.claims {
+        let z = c.requirements.get(labels::ZONE).and_then(|r| r.values());
+        assert_eq!(
+            z.map(|v| v.len()),
+            Some(1),
+            "claim zone pinned: {}",
+            c.requirements_key()
+        );
+    }
+}
+
+#[test]
+fn zone_anti_affinity_keeps_pods_in_different_zones() {
+    let anti = "  affinity:\n    podAntiAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n        - {topologyKey: topology.kubernetes.io/zone, labelSelector: {matchLabels: {app: q}}}\n";
+    let out = schedule(&Input {
+        pods: pods("q", 3, "100m", "128Mi", anti),
+        pools: vec![on_demand_pool("default")],
+        ..Default::default()
+    });
+    // Two zones: two pods placed in different zones, the third cannot go anywhere.
+    assert_eq!(out.claims.len(), 2);
+    assert_ne!(out.claims[0].cheapest().zone, out.claims[1].cheapest().zone);
+    assert_eq!(out.unschedulable.len(), 1);
 }

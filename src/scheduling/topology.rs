@@ -34,8 +34,10 @@ struct AntiOwner {
 
 #[derive(Debug, Default, Clone)]
 pub struct Topology {
-    counters: HashMap<String, Counter>,
-    anti_owners: HashMap<String, AntiOwner>,
+    counters: Vec<Counter>,
+    counter_ids: HashMap<String, usize>,
+    anti_owners: Vec<AntiOwner>,
+    anti_owner_ids: HashMap<String, usize>,
     slot_zone: HashMap<Slot, String>,
     /// Every zone a pod could land in, for spread minimums.
     pub zones: BTreeSet<String>,
@@ -43,6 +45,68 @@ pub struct Topology {
 
 fn key(namespaces: &BTreeSet<String>, selector: &Selector) -> String {
     format!("{namespaces:?}{selector:?}")
+}
+
+/// Which domain a term is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Domain {
+    Host,
+    Zone,
+    Other,
+}
+
+impl Domain {
+    fn of(topology_key: &str) -> Self {
+        match topology_key {
+            HOSTNAME => Domain::Host,
+            ZONE => Domain::Zone,
+            _ => Domain::Other,
+        }
+    }
+}
+
+/// One pod's topology questions with their counters looked up once, so that trying the pod
+/// against thousands of slots costs a few map look-ups each (see [`Topology::probe`]).
+#[derive(Debug, Clone, Default)]
+pub struct Probe {
+    /// Hostname spreads: counter and maxSkew.
+    host_spreads: Vec<(Option<usize>, i64)>,
+    /// The pod's own anti-affinity terms.
+    anti: Vec<(Domain, Option<usize>)>,
+    /// Anti-affinity owners whose term selects this pod.
+    reverse: Vec<usize>,
+    /// Hostname affinity: counter, and whether a slot without a match is refused.
+    host_affinity: Vec<(Option<usize>, bool)>,
+}
+
+/// Why a slot is refused; shown in messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blocked {
+    HostSpread { max_skew: i64, count: i64 },
+    AntiAffinity(&'static str),
+    ReverseAntiAffinity(&'static str),
+    HostAffinity,
+}
+
+impl std::fmt::Display for Blocked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Blocked::HostSpread { max_skew, count } => write!(
+                f,
+                "topology spread on {HOSTNAME} (maxSkew {max_skew}): {count} matching pods already here"
+            ),
+            Blocked::AntiAffinity(k) => {
+                write!(
+                    f,
+                    "pod anti-affinity on {k}: a matching pod is already there"
+                )
+            }
+            Blocked::ReverseAntiAffinity(k) => {
+                write!(f, "a pod there has anti-affinity on {k} against this pod")
+            }
+            Blocked::HostAffinity => write!(f, "pod affinity on {HOSTNAME}: no matching pod here"),
+        }
+    }
 }
 
 impl Topology {
@@ -54,15 +118,18 @@ impl Topology {
     }
 
     fn register(&mut self, namespaces: BTreeSet<String>, selector: &Selector) {
-        self.counters
-            .entry(key(&namespaces, selector))
-            .or_insert_with(|| Counter {
-                namespaces,
-                selector: selector.clone(),
-                per_slot: HashMap::new(),
-                per_zone: HashMap::new(),
-                total: 0,
-            });
+        let k = key(&namespaces, selector);
+        if self.counter_ids.contains_key(&k) {
+            return;
+        }
+        self.counter_ids.insert(k, self.counters.len());
+        self.counters.push(Counter {
+            namespaces,
+            selector: selector.clone(),
+            per_slot: HashMap::new(),
+            per_zone: HashMap::new(),
+            total: 0,
+        });
     }
 
     /// Declares the selectors `pod` will ask about. Call for every pending pod before recording
@@ -86,7 +153,7 @@ impl Topology {
             self.slot_zone.entry(slot).or_insert_with(|| z.to_string());
         }
         let zone = self.slot_zone.get(&slot).cloned();
-        for c in self.counters.values_mut() {
+        for c in &mut self.counters {
             if c.namespaces.contains(&pod.namespace) && c.selector.matches(&pod.labels) {
                 *c.per_slot.entry(slot).or_default() += 1;
                 if let Some(z) = &zone {
@@ -96,18 +163,24 @@ impl Topology {
             }
         }
         for term in &pod.anti_affinity {
-            let owner = self
-                .anti_owners
-                .entry(format!(
-                    "{}{}",
-                    term.topology_key,
-                    key(&term.namespaces, &term.selector)
-                ))
-                .or_insert_with(|| AntiOwner {
-                    term: term.clone(),
-                    slots: HashMap::new(),
-                    zones: HashMap::new(),
-                });
+            let k = format!(
+                "{}{}",
+                term.topology_key,
+                key(&term.namespaces, &term.selector)
+            );
+            let id = match self.anti_owner_ids.get(&k) {
+                Some(id) => *id,
+                None => {
+                    self.anti_owner_ids.insert(k, self.anti_owners.len());
+                    self.anti_owners.push(AntiOwner {
+                        term: term.clone(),
+                        slots: HashMap::new(),
+                        zones: HashMap::new(),
+                    });
+                    self.anti_owners.len() - 1
+                }
+            };
+            let owner = &mut self.anti_owners[id];
             *owner.slots.entry(slot).or_default() += 1;
             if let Some(z) = &zone {
                 *owner.zones.entry(z.clone()).or_default() += 1;
@@ -121,12 +194,12 @@ impl Topology {
             return;
         }
         self.slot_zone.insert(slot, zone.to_string());
-        for c in self.counters.values_mut() {
+        for c in &mut self.counters {
             if let Some(n) = c.per_slot.get(&slot).copied() {
                 *c.per_zone.entry(zone.to_string()).or_default() += n;
             }
         }
-        for o in self.anti_owners.values_mut() {
+        for o in &mut self.anti_owners {
             if let Some(n) = o.slots.get(&slot).copied() {
                 *o.zones.entry(zone.to_string()).or_default() += n;
             }
@@ -137,8 +210,13 @@ impl Topology {
         self.slot_zone.get(&slot).map(String::as_str)
     }
 
+    fn counter_id(&self, namespaces: &BTreeSet<String>, selector: &Selector) -> Option<usize> {
+        self.counter_ids.get(&key(namespaces, selector)).copied()
+    }
+
     fn counter(&self, namespaces: &BTreeSet<String>, selector: &Selector) -> Option<&Counter> {
-        self.counters.get(&key(namespaces, selector))
+        self.counter_id(namespaces, selector)
+            .map(|id| &self.counters[id])
     }
 
     /// Matching pods per zone (every known zone present, zero where none).
@@ -152,70 +230,89 @@ impl Topology {
         counts
     }
 
-    fn count_in(&self, namespaces: &BTreeSet<String>, selector: &Selector, slot: Slot) -> i64 {
-        self.counter(namespaces, selector)
-            .and_then(|c| c.per_slot.get(&slot).copied())
+    fn count_in(&self, id: Option<usize>, slot: Slot) -> i64 {
+        id.and_then(|id| self.counters[id].per_slot.get(&slot).copied())
             .unwrap_or(0)
     }
 
-    /// Why `pod` may not go to `slot`: hostname spread, anti-affinity (both directions, hostname
-    /// and, where the slot's zone is known, zone) and hostname affinity.
-    pub fn blocks(
-        &self,
-        pod: &PodInfo,
-        slot: Slot,
-        anti: &[AffinityTerm],
-        spreads: &[Spread],
-    ) -> Option<String> {
+    /// Looks up, once, the counters `pod` will be checked against with `anti` and `spreads`.
+    pub fn probe(&self, pod: &PodInfo, anti: &[AffinityTerm], spreads: &[Spread]) -> Probe {
         let own_ns = BTreeSet::from([pod.namespace.clone()]);
-        for s in spreads.iter().filter(|s| s.topology_key == HOSTNAME) {
-            let count = self.count_in(&own_ns, &s.selector, slot);
+        Probe {
+            host_spreads: spreads
+                .iter()
+                .filter(|s| s.topology_key == HOSTNAME)
+                .map(|s| (self.counter_id(&own_ns, &s.selector), s.max_skew))
+                .collect(),
+            anti: anti
+                .iter()
+                .map(|t| {
+                    (
+                        Domain::of(&t.topology_key),
+                        self.counter_id(&t.namespaces, &t.selector),
+                    )
+                })
+                .collect(),
+            reverse: (0..self.anti_owners.len())
+                .filter(|&i| {
+                    Domain::of(&self.anti_owners[i].term.topology_key) != Domain::Other
+                        && self.anti_owners[i]
+                            .term
+                            .selects(&pod.namespace, &pod.labels)
+                })
+                .collect(),
+            host_affinity: pod
+                .affinity
+                .iter()
+                .filter(|t| t.topology_key == HOSTNAME)
+                .map(|t| {
+                    let id = self.counter_id(&t.namespaces, &t.selector);
+                    let total = id.map_or(0, |id| self.counters[id].total);
+                    // The first pod of a group that selects itself may go anywhere.
+                    (id, total > 0 || !t.selects(&pod.namespace, &pod.labels))
+                })
+                .collect(),
+        }
+    }
+
+    /// Why the probed pod may not go to `slot`: hostname spread, anti-affinity (both directions,
+    /// hostname and, where the slot's zone is known, zone) and hostname affinity.
+    pub fn blocks(&self, probe: &Probe, slot: Slot) -> Option<Blocked> {
+        for &(id, max_skew) in &probe.host_spreads {
+            let count = self.count_in(id, slot);
             // A new, empty node is always possible, so the global minimum is 0.
-            if count + 1 > s.max_skew {
-                return Some(format!(
-                    "topology spread on {HOSTNAME} (maxSkew {}): {count} matching pods already here",
-                    s.max_skew
-                ));
+            if count + 1 > max_skew {
+                return Some(Blocked::HostSpread { max_skew, count });
             }
         }
         let zone = self.zone_of(slot);
-        for term in anti {
-            let conflict = match term.topology_key.as_str() {
-                HOSTNAME => self.count_in(&term.namespaces, &term.selector, slot) > 0,
-                ZONE => zone.is_some_and(|z| {
-                    self.counter(&term.namespaces, &term.selector)
-                        .is_some_and(|c| c.per_zone.get(z).copied().unwrap_or(0) > 0)
+        for &(domain, id) in &probe.anti {
+            let conflict = match domain {
+                Domain::Host => self.count_in(id, slot) > 0,
+                Domain::Zone => zone.is_some_and(|z| {
+                    id.is_some_and(|id| self.counters[id].per_zone.get(z).copied().unwrap_or(0) > 0)
                 }),
-                _ => false,
+                Domain::Other => false,
             };
             if conflict {
-                return Some(format!(
-                    "pod anti-affinity on {}: a matching pod is already there",
-                    term.topology_key
-                ));
+                return Some(Blocked::AntiAffinity(domain_name(domain)));
             }
         }
-        for owner in self.anti_owners.values() {
-            let here = match owner.term.topology_key.as_str() {
-                HOSTNAME => owner.slots.get(&slot).copied().unwrap_or(0) > 0,
-                ZONE => zone.is_some_and(|z| owner.zones.get(z).copied().unwrap_or(0) > 0),
-                _ => false,
+        for &i in &probe.reverse {
+            let owner = &self.anti_owners[i];
+            let domain = Domain::of(&owner.term.topology_key);
+            let here = match domain {
+                Domain::Host => owner.slots.get(&slot).copied().unwrap_or(0) > 0,
+                Domain::Zone => zone.is_some_and(|z| owner.zones.get(z).copied().unwrap_or(0) > 0),
+                Domain::Other => false,
             };
-            if here && owner.term.selects(&pod.namespace, &pod.labels) {
-                return Some(format!(
-                    "a pod there has anti-affinity on {} against this pod",
-                    owner.term.topology_key
-                ));
+            if here {
+                return Some(Blocked::ReverseAntiAffinity(domain_name(domain)));
             }
         }
-        for term in pod.affinity.iter().filter(|t| t.topology_key == HOSTNAME) {
-            let total = self
-                .counter(&term.namespaces, &term.selector)
-                .map_or(0, |c| c.total);
-            let here = self.count_in(&term.namespaces, &term.selector, slot) > 0;
-            // The first pod of a group that selects itself may go anywhere.
-            if !here && (total > 0 || !term.selects(&pod.namespace, &pod.labels)) {
-                return Some(format!("pod affinity on {HOSTNAME}: no matching pod here"));
+        for &(id, refuse_when_absent) in &probe.host_affinity {
+            if refuse_when_absent && self.count_in(id, slot) == 0 {
+                return Some(Blocked::HostAffinity);
             }
         }
         None
@@ -269,7 +366,7 @@ impl Topology {
         }
         for owner in self
             .anti_owners
-            .values()
+            .iter()
             .filter(|o| o.term.topology_key == ZONE)
         {
             if owner.term.selects(&pod.namespace, &pod.labels) {
@@ -283,5 +380,13 @@ impl Topology {
             }
         }
         out
+    }
+}
+
+fn domain_name(d: Domain) -> &'static str {
+    match d {
+        Domain::Host => HOSTNAME,
+        Domain::Zone => ZONE,
+        Domain::Other => "another topology key",
     }
 }

@@ -9,6 +9,7 @@
 //! - [`watch`]: watch streams; [`selectors`]: label/field selectors; [`patch`]: patch types;
 //!   [`strategic`]: strategic merge patch
 //! - [`registry`]: served kinds; [`crd`]: what a CRD serves; [`defaults`]: defaulting
+//! - [`webhook_client`]: HTTPS client for admission webhooks
 //! - [`eviction`]: pods/eviction and PodDisruptionBudget status
 //! - [`validation`]: pruning and schema checks of custom resources; [`cel`]: their CEL rules
 //! - [`openapi`]: OpenAPI v3 documents for kubectl; [`table`]: `kubectl get` Tables
@@ -43,6 +44,7 @@ pub mod table;
 pub mod tls;
 pub mod validation;
 pub mod watch;
+pub mod webhook_client;
 
 pub use errors::{ApiError, SandboxError};
 pub use server::{MAX_BODY, Sandbox, SandboxConfig, SandboxHandle};

@@ -9,7 +9,8 @@
 //! - [`watch`]: watch streams; [`selectors`]: label/field selectors; [`patch`]: patch types;
 //!   [`strategic`]: strategic merge patch
 //! - [`registry`]: served kinds; [`crd`]: what a CRD serves; [`defaults`]: defaulting
-//! - [`webhook_client`]: HTTPS client for admission webhooks
+//! - [`admission`]: the mutating and validating webhook chain; [`webhook_client`]: its HTTPS
+//!   client
 //! - [`eviction`]: pods/eviction and PodDisruptionBudget status
 //! - [`validation`]: pruning and schema checks of custom resources; [`cel`]: their CEL rules
 //! - [`openapi`]: OpenAPI v3 documents for kubectl; [`table`]: `kubectl get` Tables
@@ -24,6 +25,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admission;
 pub mod api;
 pub mod cel;
 pub mod crd;

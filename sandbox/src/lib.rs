@@ -11,7 +11,8 @@
 //! - [`registry`]: served kinds; [`crd`]: what a CRD serves; [`defaults`]: defaulting
 //! - [`admission`]: the mutating and validating webhook chain; [`webhook_client`]: its HTTPS
 //!   client
-//! - [`eviction`]: pods/eviction and PodDisruptionBudget status
+//! - [`eviction`]: pods/eviction and PodDisruptionBudget status; [`scale`]: the scale
+//!   subresource
 //! - [`validation`]: pruning and schema checks of custom resources; [`cel`]: their CEL rules
 //! - [`openapi`]: OpenAPI v3 documents for kubectl; [`table`]: `kubectl get` Tables
 //! - [`discovery`], [`errors`] (Status objects), [`kubeconfig`], [`tls`], [`object`] helpers
@@ -38,6 +39,7 @@ pub mod object;
 pub mod openapi;
 pub mod patch;
 pub mod registry;
+pub mod scale;
 pub mod selectors;
 pub mod server;
 pub mod store;

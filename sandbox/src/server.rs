@@ -30,6 +30,7 @@ use crate::object::{name, new_token, parse_rv};
 use crate::openapi;
 use crate::patch::PatchType;
 use crate::registry::{GroupResource, ResourceType};
+use crate::scale;
 use crate::selectors::{FieldSelector, LabelSelector, Selectors};
 use crate::store::StoreLimits;
 use crate::table;
@@ -102,7 +103,7 @@ impl SandboxHandle {
     pub fn ca_pem(&self) -> &str {
         &self.ca_pem
     }
-    /// In-process access to the API (for the simulated kubelet and scheduler to come).
+    /// In-process access to the API.
     pub fn api(&self) -> &Arc<Api> {
         &self.api
     }
@@ -795,6 +796,25 @@ async fn resource(
             .await;
             Ok(answer(result, &checks, |_| {
                 json_response(StatusCode::CREATED, &success_status(201))
+            }))
+        }
+        (Method::GET, Some(n), Some("scale")) => Ok(json_response(
+            StatusCode::OK,
+            &scale::scale_of(&*api.get(&rt, &ns, n)?),
+        )),
+        (Method::PUT | Method::PATCH, Some(n), Some("scale")) => {
+            let mut checks = write_checks(query, method)?;
+            let how = if *method == Method::PUT {
+                scale::ScaleWrite::Replace(decode_object(headers, &body, "Scale")?)
+            } else {
+                let ct = content_type(headers);
+                let kind = PatchType::from_content_type(&ct)
+                    .ok_or_else(|| ApiError::unsupported_media_type(&ct))?;
+                scale::ScaleWrite::Patch(kind, &body)
+            };
+            let written = scale::write(api, &rt, &ns, n, how, &mut checks).await;
+            Ok(answer(written, &checks, |s| {
+                json_response(StatusCode::OK, s)
             }))
         }
         (Method::PUT, Some(n), None) => {

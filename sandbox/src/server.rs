@@ -58,6 +58,9 @@ pub struct SandboxConfig {
     pub default_watch_timeout: Duration,
     /// The bearer token; generated when `None`.
     pub token: Option<String>,
+    /// Run the workload controllers, the scheduler and the simulated kubelet
+    /// ([`crate::controllers`]); off, pods stay as clients leave them.
+    pub controllers: bool,
 }
 
 impl SandboxConfig {
@@ -70,6 +73,7 @@ impl SandboxConfig {
             bookmark_interval: Duration::from_secs(10),
             default_watch_timeout: Duration::from_secs(1800),
             token: None,
+            controllers: true,
         }
     }
 }
@@ -86,6 +90,7 @@ pub struct SandboxHandle {
     api: Arc<Api>,
     shutdown: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
+    controllers: Option<JoinHandle<()>>,
 }
 
 impl SandboxHandle {
@@ -112,6 +117,9 @@ impl SandboxHandle {
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        if let Some(task) = self.controllers.take() {
             let _ = task.await;
         }
     }
@@ -171,6 +179,11 @@ impl Sandbox {
             default_watch_timeout: config.default_watch_timeout,
             shutdown: shutdown_rx.clone(),
         });
+        let controllers = if config.controllers {
+            crate::controllers::spawn(api.clone(), shutdown_rx.clone())
+        } else {
+            None
+        };
         let router = Router::new().fallback(handle).with_state(state);
         let listener = tls_listener(
             tcp,
@@ -195,6 +208,7 @@ impl Sandbox {
             api,
             shutdown: shutdown_tx,
             task: Some(task),
+            controllers,
         })
     }
 }

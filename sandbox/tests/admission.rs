@@ -772,3 +772,48 @@ async fn service_references_resolve_through_external_name_services() {
         "admission webhook \"svc.test\" denied the request: not welcome here"
     );
 }
+
+#[tokio::test]
+async fn controller_pods_go_through_the_webhooks() {
+    let env = start().await;
+    let wh = webhook().await;
+    mutating(
+        &env.client,
+        "label",
+        vec![hook(
+            "label.test",
+            &wh.url("/label"),
+            &wh.ca_bundle,
+            &["CREATE"],
+            &["pods"],
+        )],
+    )
+    .await;
+    let rs: k8s_openapi::api::apps::v1::ReplicaSet = serde_json::from_value(json!({
+        "metadata": {"name": "rs"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "rs"}},
+            "template": {"metadata": {"labels": {"app": "rs"}},
+                "spec": {"containers": [{"name": "c", "image": "x"}]}}}
+    }))
+    .expect("rs");
+    Api::<k8s_openapi::api::apps::v1::ReplicaSet>::namespaced(env.client.clone(), "default")
+        .create(&PostParams::default(), &rs)
+        .await
+        .expect("create");
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+    common::eventually("a labelled pod", || async {
+        pods.list(&kube::api::ListParams::default().labels("app=rs,mutated=yes"))
+            .await
+            .expect("list")
+            .items
+            .len()
+            == 1
+    })
+    .await;
+    let review = &wh.reviews("/label")[0]["request"];
+    assert_eq!(
+        review["userInfo"]["username"],
+        "system:serviceaccount:kube-system:replicaset-controller"
+    );
+    assert_eq!(review["object"]["metadata"]["generateName"], "rs-");
+}

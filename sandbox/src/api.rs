@@ -3,17 +3,21 @@
 //! generation, defaults, finalizers, ownerReference garbage collection, CRD installation) on
 //! top of the policy-free [`Store`].
 //!
-//! Seam for the admission chain (later milestone): every write funnels through
-//! [`Api::create`] → `Store::create` and [`Api::commit`] → `Store::update`; mutating webhooks go
-//! right before those calls, validating webhooks right after the mutation, and both are async,
-//! which is why patches use optimistic concurrency (read, compute, write-if-unchanged, retry)
-//! instead of computing under the store lock.
+//! Admission: the `*_admitted` verbs run the webhook chain ([`crate::admission`]) when the
+//! request names a user (`WriteChecks::user`): mutating webhooks after defaulting, validating
+//! webhooks on the final object, then the store — all async, and no store lock is held
+//! meanwhile, which is why writes use optimistic concurrency (read, compute,
+//! write-if-unchanged, retry; webhooks run again on a retry, as on the real server). The sync
+//! verbs are the sandbox's own bookkeeping (garbage collection, CRD preloading), which no
+//! webhook sees; they share the async code and complete at the first poll.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use futures_util::FutureExt;
 use serde_json::{Map, Value, json};
 
+use crate::admission::{Admission, Attributes, Operation};
 use crate::crd;
 use crate::defaults::{apply_built_in_defaults, apply_schema_defaults};
 use crate::errors::ApiError;
@@ -59,6 +63,13 @@ const GENERATE_NAME_ATTEMPTS: usize = 8;
 pub struct Api {
     pub store: Store,
     pub registry: Registry,
+    pub admission: Admission,
+}
+
+/// The result of a write run without webhooks: with nothing to await, its future is ready at
+/// the first poll, so the sync entry points share the async code path.
+fn unreviewed<T>(ready: Option<Result<T, ApiError>>) -> Result<T, ApiError> {
+    ready.unwrap_or_else(|| Err(ApiError::internal("a write without webhooks had to wait")))
 }
 
 fn namespaces_gr() -> GroupResource {
@@ -143,6 +154,7 @@ impl Api {
         Self {
             store: Store::new(limits),
             registry: Registry::with_built_ins(),
+            admission: Admission::default(),
         }
     }
 
@@ -246,8 +258,25 @@ impl Api {
         self.create_with(rt, ns, obj, &mut WriteChecks::default())
     }
 
-    /// [`Api::create`] with the request's write checks (`fieldValidation`, warnings out).
+    /// [`Api::create`] with the request's write checks (`fieldValidation`, warnings out). The
+    /// sandbox's own writes: no webhook is called, whatever `checks.user` says.
     pub fn create_with(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        obj: Value,
+        checks: &mut WriteChecks,
+    ) -> Result<Arc<Value>, ApiError> {
+        let user = checks.user.take();
+        let result = self.create_admitted(rt, ns, obj, checks).now_or_never();
+        checks.user = user;
+        unreviewed(result)
+    }
+
+    /// A create through the admission chain when `checks.user` is set: mutating webhooks
+    /// after defaulting, validating webhooks on the final object (name generated), then the
+    /// store (skipped on dry-run).
+    pub async fn create_admitted(
         &self,
         rt: &ResourceType,
         ns: &str,
@@ -265,6 +294,20 @@ impl Api {
             return Err(ApiError::internal(
                 "resourceVersion should not be set on objects to be created",
             ));
+        }
+        Self::apply_defaults(rt, &mut obj);
+        let user = checks.user.clone();
+        if let Some(user) = &user {
+            let attrs = self.attributes(rt, "", Operation::Create, ns, name(&obj), checks, user);
+            self.admission
+                .mutate(self, &attrs, Some(&mut obj), None, &mut checks.warnings)
+                .await?;
+            // Webhooks may have changed anything: settle again, and default what they added
+            // (the real server re-defaults after each patch).
+            Self::check_type(rt, &mut obj)?;
+            Self::settle_namespace(rt, ns, &mut obj)?;
+            Self::prune_custom(rt, &mut obj, checks)?;
+            Self::apply_defaults(rt, &mut obj);
         }
         let given_name = name(&obj).to_string();
         let prefix = generate_name(&obj).to_string();
@@ -288,6 +331,7 @@ impl Api {
                 "deletionTimestamp",
                 "deletionGracePeriodSeconds",
                 "selfLink",
+                "resourceVersion",
             ] {
                 m.remove(k);
             }
@@ -297,7 +341,6 @@ impl Api {
                 m.remove("generation");
             }
         }
-        Self::apply_defaults(rt, &mut obj);
         if let Some(o) = obj.as_object_mut() {
             if rt.group.is_empty() && rt.kind == "Pod" {
                 // As the real server: a new pod's status is the server's, not the client's.
@@ -306,7 +349,7 @@ impl Api {
                 o.remove("status");
             }
         }
-        if !given_name.is_empty() || !prefix.is_empty() {
+        {
             let mut named = obj.clone();
             if given_name.is_empty() {
                 // Rules reading `self.metadata.name` see the prefix; close enough for a check.
@@ -344,14 +387,24 @@ impl Api {
                 ));
             }
             meta_mut(&mut candidate)?.insert("name".into(), json!(name));
-            match self.store.create(&rt.gr(), candidate) {
-                Err(e)
-                    if e.code == 409
-                        && given_name.is_empty()
-                        && attempt + 1 < GENERATE_NAME_ATTEMPTS =>
-                {
+            let retry_name = given_name.is_empty() && attempt + 1 < GENERATE_NAME_ATTEMPTS;
+            if checks.dry_run && self.store.get(&rt.gr(), ns, &name).is_some() {
+                if retry_name {
                     continue;
                 }
+                return Err(ApiError::already_exists(&rt.gr(), &name));
+            }
+            if let Some(user) = &user {
+                let attrs = self.attributes(rt, "", Operation::Create, ns, &name, checks, user);
+                self.admission
+                    .validate(self, &attrs, Some(&candidate), None, &mut checks.warnings)
+                    .await?;
+            }
+            if checks.dry_run {
+                return Ok(Arc::new(candidate));
+            }
+            match self.store.create(&rt.gr(), candidate) {
+                Err(e) if e.code == 409 && retry_name => continue,
                 Err(e) => return Err(e),
                 Ok(created) => {
                     if let Some(types) = crd_types {
@@ -363,6 +416,30 @@ impl Api {
             }
         }
         Err(ApiError::internal("could not generate a free name"))
+    }
+
+    /// What webhooks are told about a write of `rt` by `user`.
+    #[allow(clippy::too_many_arguments)]
+    fn attributes(
+        &self,
+        rt: &ResourceType,
+        subresource: &str,
+        op: Operation,
+        ns: &str,
+        name: &str,
+        checks: &WriteChecks,
+        user: &Value,
+    ) -> Attributes {
+        Attributes::of(
+            rt,
+            subresource,
+            op,
+            if rt.namespaced { ns } else { "" },
+            name,
+            checks.dry_run,
+            checks.field_manager.as_deref(),
+            user.clone(),
+        )
     }
 
     /// Fields the namespace "controller" maintains, set at once since there is none.
@@ -396,11 +473,10 @@ impl Api {
         self.store.list(&rt.gr(), ns, |o| selectors.matches(o))
     }
 
-    /// The object a write would store, from the stored one and the incoming one: server-owned
-    /// metadata kept, status or everything-but-status kept depending on `sub`, defaults
-    /// applied, generation bumped when the spec changed.
-    fn prepare_update(
-        &self,
+    /// The incoming object with what the client may not change restored from the stored one:
+    /// server-owned metadata, and status or everything-but-status depending on `sub`. Pruned
+    /// and defaulted. Run before and again after the mutating webhooks.
+    fn merge_update(
         rt: &ResourceType,
         current: &Value,
         incoming: Value,
@@ -418,10 +494,13 @@ impl Api {
             }
             Sub::Main => {
                 let mut new = incoming;
+                Self::check_type(rt, &mut new)?;
                 let cur_meta = crate::object::meta(current).cloned().unwrap_or_default();
                 {
                     let m = meta_mut(&mut new)?;
                     for k in [
+                        "name",
+                        "namespace",
                         "uid",
                         "creationTimestamp",
                         "deletionTimestamp",
@@ -441,6 +520,18 @@ impl Api {
         };
         Self::prune_custom(rt, &mut new, checks)?;
         Self::apply_defaults(rt, &mut new);
+        Ok(new)
+    }
+
+    /// Checks and server-maintained fields of an update's final object: validation, CRD
+    /// status, finalizer rules, generation.
+    fn finish_update(
+        &self,
+        rt: &ResourceType,
+        current: &Value,
+        mut new: Value,
+        sub: Sub,
+    ) -> Result<Value, ApiError> {
         Self::validate_custom(rt, &new, Some(current))?;
         if sub == Sub::Main {
             if is_crd(rt) {
@@ -483,6 +574,52 @@ impl Api {
         // The store assigns the new rv; compare against the stored one meanwhile.
         meta_mut(&mut new)?.insert("resourceVersion".into(), json!(resource_version(current)));
         Ok(new)
+    }
+
+    /// One attempt at an update of `current`: merge, mutating webhooks, checks, validating
+    /// webhooks, store (or, on dry-run, the object that would have been stored).
+    async fn write_update(
+        &self,
+        rt: &ResourceType,
+        current: &Arc<Value>,
+        incoming: Value,
+        sub: Sub,
+        checks: &mut WriteChecks,
+    ) -> Result<Arc<Value>, ApiError> {
+        let mut new = Self::merge_update(rt, current, incoming, sub, checks)?;
+        let user = checks.user.clone();
+        let subresource = if sub == Sub::Status { "status" } else { "" };
+        let (ns, n) = (namespace(current), name(current));
+        if let Some(user) = &user {
+            let attrs = self.attributes(rt, subresource, Operation::Update, ns, n, checks, user);
+            self.admission
+                .mutate(
+                    self,
+                    &attrs,
+                    Some(&mut new),
+                    Some(current),
+                    &mut checks.warnings,
+                )
+                .await?;
+            new = Self::merge_update(rt, current, new, sub, checks)?;
+        }
+        let new = self.finish_update(rt, current, new, sub)?;
+        if let Some(user) = &user {
+            let attrs = self.attributes(rt, subresource, Operation::Update, ns, n, checks, user);
+            self.admission
+                .validate(
+                    self,
+                    &attrs,
+                    Some(&new),
+                    Some(current),
+                    &mut checks.warnings,
+                )
+                .await?;
+        }
+        if checks.dry_run {
+            return Ok(Arc::new(new));
+        }
+        self.commit(rt, current, new)
     }
 
     /// Store `new` over `current` (unless nothing changed), or finish a pending deletion when
@@ -532,8 +669,26 @@ impl Api {
         self.update_with(rt, ns, url_name, obj, sub, &mut WriteChecks::default())
     }
 
-    /// [`Api::update`] with the request's write checks.
+    /// [`Api::update`] with the request's write checks; no webhook is called.
     pub fn update_with(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        url_name: &str,
+        obj: Value,
+        sub: Sub,
+        checks: &mut WriteChecks,
+    ) -> Result<Arc<Value>, ApiError> {
+        let user = checks.user.take();
+        let result = self
+            .update_admitted(rt, ns, url_name, obj, sub, checks)
+            .now_or_never();
+        checks.user = user;
+        unreviewed(result)
+    }
+
+    /// PUT through the admission chain when `checks.user` is set.
+    pub async fn update_admitted(
         &self,
         rt: &ResourceType,
         ns: &str,
@@ -572,8 +727,10 @@ impl Api {
             {
                 return Err(ApiError::conflict(&rt.gr(), url_name));
             }
-            let new = self.prepare_update(rt, &current, obj.clone(), sub, checks)?;
-            match self.commit(rt, &current, new) {
+            match self
+                .write_update(rt, &current, obj.clone(), sub, checks)
+                .await
+            {
                 Err(e) if e.reason == "Conflict" && pinned.is_none() => continue,
                 other => return other,
             }
@@ -581,9 +738,32 @@ impl Api {
         Err(ApiError::conflict(&rt.gr(), url_name))
     }
 
-    /// PATCH. Returns the object and whether it was created (apply on an absent object).
+    /// PATCH without webhooks (the sandbox's own writes). Returns the object and whether it
+    /// was created (apply on an absent object).
     #[allow(clippy::too_many_arguments)]
     pub fn patch(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        url_name: &str,
+        kind: PatchType,
+        body: &[u8],
+        sub: Sub,
+        field_manager: Option<&str>,
+        checks: &mut WriteChecks,
+    ) -> Result<(Arc<Value>, bool), ApiError> {
+        let user = checks.user.take();
+        let result = self
+            .patch_admitted(rt, ns, url_name, kind, body, sub, field_manager, checks)
+            .now_or_never();
+        checks.user = user;
+        unreviewed(result)
+    }
+
+    /// PATCH through the admission chain when `checks.user` is set (an UPDATE to webhooks, or
+    /// a CREATE when an apply patch creates).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn patch_admitted(
         &self,
         rt: &ResourceType,
         ns: &str,
@@ -609,6 +789,9 @@ impl Api {
                 )],
             ));
         }
+        if checks.field_manager.is_none() {
+            checks.field_manager = field_manager.map(str::to_string);
+        }
         for _ in 0..MAX_RETRIES {
             let Some(current) = self.store.get(&rt.gr(), ns, url_name) else {
                 if kind == PatchType::Apply && sub == Sub::Main {
@@ -621,7 +804,7 @@ impl Api {
                         )));
                     }
                     meta_mut(&mut applied)?.insert("name".into(), json!(url_name));
-                    match self.create_with(rt, ns, applied, checks) {
+                    match self.create_admitted(rt, ns, applied, checks).await {
                         Err(e) if e.reason == "AlreadyExists" => continue,
                         other => return other.map(|o| (o, true)),
                     }
@@ -649,8 +832,7 @@ impl Api {
             if pinned {
                 return Err(ApiError::conflict(&rt.gr(), url_name));
             }
-            let new = self.prepare_update(rt, &current, patched, sub, checks)?;
-            match self.commit(rt, &current, new) {
+            match self.write_update(rt, &current, patched, sub, checks).await {
                 Err(e) if e.reason == "Conflict" => continue,
                 other => return other.map(|o| (o, false)),
             }
@@ -675,13 +857,31 @@ impl Api {
         Ok(())
     }
 
-    /// DELETE. Returns the object and whether it is gone (false: finalizers hold it).
+    /// DELETE without webhooks. Returns the object and whether it is gone (false: finalizers
+    /// hold it).
     pub fn delete(
         &self,
         rt: &ResourceType,
         ns: &str,
         name_: &str,
         opts: &DeleteOptions,
+    ) -> Result<(Arc<Value>, bool), ApiError> {
+        let mut checks = WriteChecks::default();
+        unreviewed(
+            self.delete_admitted(rt, ns, name_, opts, &mut checks)
+                .now_or_never(),
+        )
+    }
+
+    /// DELETE through the admission chain when `checks.user` is set (webhooks see the stored
+    /// object as `oldObject`). On dry-run nothing is removed and nothing is collected.
+    pub async fn delete_admitted(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name_: &str,
+        opts: &DeleteOptions,
+        checks: &mut WriteChecks,
     ) -> Result<(Arc<Value>, bool), ApiError> {
         for _ in 0..MAX_RETRIES {
             let current = self.get(rt, ns, name_)?;
@@ -702,6 +902,32 @@ impl Api {
             {
                 return Err(ApiError::conflict(&rt.gr(), name_));
             }
+            if let Some(user) = checks.user.clone() {
+                let mut attrs =
+                    self.attributes(rt, "", Operation::Delete, ns, name_, checks, &user);
+                attrs.options["propagationPolicy"] = json!(match opts.propagation {
+                    Propagation::Background => "Background",
+                    Propagation::Foreground => "Foreground",
+                    Propagation::Orphan => "Orphan",
+                });
+                self.admission
+                    .mutate(self, &attrs, None, Some(&current), &mut checks.warnings)
+                    .await?;
+                self.admission
+                    .validate(self, &attrs, None, Some(&current), &mut checks.warnings)
+                    .await?;
+            }
+            let held = !finalizers(&current).is_empty();
+            if checks.dry_run {
+                if held && deletion_timestamp(&current).is_none() {
+                    let mut marked = (*current).clone();
+                    let m = meta_mut(&mut marked)?;
+                    m.insert("deletionTimestamp".into(), json!(now_rfc3339()));
+                    m.insert("deletionGracePeriodSeconds".into(), json!(0));
+                    return Ok((Arc::new(marked), false));
+                }
+                return Ok((current, !held));
+            }
             let expected = parse_rv(resource_version(&current))?.unwrap_or(0);
             match opts.propagation {
                 Propagation::Orphan => self.orphan_dependents(uid(&current)),
@@ -713,7 +939,7 @@ impl Api {
             if is_namespace(rt) {
                 self.delete_namespace_contents(name_);
             }
-            if !finalizers(&current).is_empty() {
+            if held {
                 if deletion_timestamp(&current).is_some() {
                     return Ok((current, false));
                 }

@@ -89,6 +89,9 @@ pub fn apply_built_in_defaults(group: &str, kind: &str, obj: &mut Value) {
                 }
             }
         }
+        ("admissionregistration.k8s.io", kind) => {
+            crate::admission::default_configuration(kind, obj);
+        }
         ("apps", "Deployment" | "ReplicaSet" | "StatefulSet") => {
             if let Some(Value::Object(spec)) = map.get_mut("spec") {
                 spec.entry("replicas").or_insert(json!(1));

@@ -2,6 +2,8 @@
 //! kube-apiserver words it: kubectl prints `reason` and `message` verbatim and kube-rs matches on
 //! `code`, so the exact shape matters more than the prose.
 
+use std::borrow::Cow;
+
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -13,7 +15,8 @@ use crate::registry::GroupResource;
 #[error("{code} {reason}: {message}")]
 pub struct ApiError {
     pub code: u16,
-    pub reason: &'static str,
+    /// Static for the server's own errors; owned when a webhook's Status supplies it.
+    pub reason: Cow<'static, str>,
     pub message: String,
     /// Boxed: keeps `Result<_, ApiError>` small on the hot path.
     pub details: Option<Box<Details>>,
@@ -38,10 +41,14 @@ pub struct Cause {
 }
 
 impl ApiError {
-    pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(
+        code: u16,
+        reason: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             code,
-            reason,
+            reason: reason.into(),
             message: message.into(),
             details: None,
         }
@@ -187,9 +194,12 @@ impl ApiError {
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "reason": self.reason,
             "code": self.code,
         });
+        // `reason` is omitempty in metav1.Status (webhook denials may leave it empty).
+        if !self.reason.is_empty() {
+            status["reason"] = json!(self.reason);
+        }
         if let Some(d) = &self.details {
             let mut details = json!({ "name": d.name, "kind": d.kind });
             if !d.group.is_empty() {

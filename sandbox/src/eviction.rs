@@ -17,6 +17,7 @@ use crate::api::{Api, DeleteOptions};
 use crate::errors::{ApiError, Cause, Details};
 use crate::object::{labels, name, parse_rv, resource_version};
 use crate::registry::{GroupResource, ResourceType};
+use crate::selectors::matches_label_selector;
 
 fn pdb_gr() -> GroupResource {
     GroupResource {
@@ -32,39 +33,10 @@ fn pods_gr() -> GroupResource {
     }
 }
 
-/// A `metav1.LabelSelector` object against a pod's labels. An empty selector matches every
-/// pod in the namespace (policy/v1 semantics); a malformed one matches none.
+/// A PDB's selector against a pod. An empty selector matches every pod in the namespace
+/// (policy/v1 semantics); a malformed one matches none.
 fn selects(selector: Option<&Value>, pod: &Value) -> bool {
-    let Some(sel) = selector else {
-        return false;
-    };
-    let labels = labels(pod);
-    let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
-    let match_labels = sel
-        .get("matchLabels")
-        .and_then(Value::as_object)
-        .is_none_or(|m| m.iter().all(|(k, v)| get(k) == v.as_str()));
-    let match_exprs = sel
-        .get("matchExpressions")
-        .and_then(Value::as_array)
-        .is_none_or(|es| {
-            es.iter().all(|e| {
-                let key = e.get("key").and_then(Value::as_str).unwrap_or("");
-                let values: Vec<&str> = e
-                    .get("values")
-                    .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(Value::as_str).collect())
-                    .unwrap_or_default();
-                match e.get("operator").and_then(Value::as_str) {
-                    Some("In") => get(key).is_some_and(|v| values.contains(&v)),
-                    Some("NotIn") => get(key).is_none_or(|v| !values.contains(&v)),
-                    Some("Exists") => get(key).is_some(),
-                    Some("DoesNotExist") => get(key).is_none(),
-                    _ => false,
-                }
-            })
-        });
-    match_labels && match_exprs
+    selector.is_some_and(|sel| matches_label_selector(sel, labels(pod)))
 }
 
 fn is_healthy(pod: &Value) -> bool {

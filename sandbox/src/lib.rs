@@ -9,7 +9,12 @@
 //! - [`watch`]: watch streams; [`selectors`]: label/field selectors; [`patch`]: patch types;
 //!   [`strategic`]: strategic merge patch
 //! - [`registry`]: served kinds; [`crd`]: what a CRD serves; [`defaults`]: defaulting
-//! - [`eviction`]: pods/eviction and PodDisruptionBudget status
+//! - [`admission`]: the mutating and validating webhook chain; [`webhook_client`]: its HTTPS
+//!   client
+//! - [`eviction`]: pods/eviction and PodDisruptionBudget status; [`scale`]: the scale
+//!   subresource
+//! - [`controllers`]: the background loop running [`workloads`] (Deployment, ReplicaSet,
+//!   DaemonSet), [`scheduler`] and [`kubelet`]; [`quantity`]: resource amounts
 //! - [`validation`]: pruning and schema checks of custom resources; [`cel`]: their CEL rules
 //! - [`openapi`]: OpenAPI v3 documents for kubectl; [`table`]: `kubectl get` Tables
 //! - [`discovery`], [`errors`] (Status objects), [`kubeconfig`], [`tls`], [`object`] helpers
@@ -23,18 +28,24 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admission;
 pub mod api;
 pub mod cel;
+pub mod controllers;
 pub mod crd;
 pub mod defaults;
 pub mod discovery;
 pub mod errors;
 pub mod eviction;
 pub mod kubeconfig;
+pub mod kubelet;
 pub mod object;
 pub mod openapi;
 pub mod patch;
+pub mod quantity;
 pub mod registry;
+pub mod scale;
+pub mod scheduler;
 pub mod selectors;
 pub mod server;
 pub mod store;
@@ -43,6 +54,8 @@ pub mod table;
 pub mod tls;
 pub mod validation;
 pub mod watch;
+pub mod webhook_client;
+pub mod workloads;
 
 pub use errors::{ApiError, SandboxError};
 pub use server::{MAX_BODY, Sandbox, SandboxConfig, SandboxHandle};

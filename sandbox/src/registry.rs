@@ -346,6 +346,14 @@ fn built_in(b: &BuiltIn) -> ResourceType {
             subresource("binding", "", "", "Binding", &["create"]),
             subresource("eviction", "policy", "v1", "Eviction", &["create"]),
         ],
+        // autoscaling/v1 Scale, what `kubectl scale` and HorizontalPodAutoscalers use.
+        ("apps", "deployments" | "replicasets" | "statefulsets") => vec![subresource(
+            "scale",
+            "autoscaling",
+            "v1",
+            "Scale",
+            &["get", "patch", "update"],
+        )],
         _ => Vec::new(),
     };
     ResourceType {

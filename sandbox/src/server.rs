@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
+use crate::admission;
 use crate::api::{Api, DeleteOptions, Propagation, Sub};
 use crate::discovery;
 use crate::errors::{ApiError, SandboxError};
@@ -28,7 +29,8 @@ use crate::kubeconfig;
 use crate::object::{name, new_token, parse_rv};
 use crate::openapi;
 use crate::patch::PatchType;
-use crate::registry::ResourceType;
+use crate::registry::{GroupResource, ResourceType};
+use crate::scale;
 use crate::selectors::{FieldSelector, LabelSelector, Selectors};
 use crate::store::StoreLimits;
 use crate::table;
@@ -56,6 +58,9 @@ pub struct SandboxConfig {
     pub default_watch_timeout: Duration,
     /// The bearer token; generated when `None`.
     pub token: Option<String>,
+    /// Run the workload controllers, the scheduler and the simulated kubelet
+    /// ([`crate::controllers`]); off, pods stay as clients leave them.
+    pub controllers: bool,
 }
 
 impl SandboxConfig {
@@ -68,6 +73,7 @@ impl SandboxConfig {
             bookmark_interval: Duration::from_secs(10),
             default_watch_timeout: Duration::from_secs(1800),
             token: None,
+            controllers: true,
         }
     }
 }
@@ -84,6 +90,7 @@ pub struct SandboxHandle {
     api: Arc<Api>,
     shutdown: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
+    controllers: Option<JoinHandle<()>>,
 }
 
 impl SandboxHandle {
@@ -101,7 +108,7 @@ impl SandboxHandle {
     pub fn ca_pem(&self) -> &str {
         &self.ca_pem
     }
-    /// In-process access to the API (for the simulated kubelet and scheduler to come).
+    /// In-process access to the API.
     pub fn api(&self) -> &Arc<Api> {
         &self.api
     }
@@ -110,6 +117,9 @@ impl SandboxHandle {
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        if let Some(task) = self.controllers.take() {
             let _ = task.await;
         }
     }
@@ -169,6 +179,11 @@ impl Sandbox {
             default_watch_timeout: config.default_watch_timeout,
             shutdown: shutdown_rx.clone(),
         });
+        let controllers = if config.controllers {
+            crate::controllers::spawn(api.clone(), shutdown_rx.clone())
+        } else {
+            None
+        };
         let router = Router::new().fallback(handle).with_state(state);
         let listener = tls_listener(
             tcp,
@@ -193,6 +208,7 @@ impl Sandbox {
             api,
             shutdown: shutdown_tx,
             task: Some(task),
+            controllers,
         })
     }
 }
@@ -523,11 +539,45 @@ fn decode_object(headers: &HeaderMap, body: &[u8], kind: &str) -> Result<Value, 
     Ok(value)
 }
 
-fn write_checks(query: &HashMap<String, String>) -> Result<WriteChecks, ApiError> {
+/// The write directives of a request; authenticated requests act as the sandbox's admin user
+/// in admission reviews.
+fn write_checks(query: &HashMap<String, String>, method: &Method) -> Result<WriteChecks, ApiError> {
     Ok(WriteChecks {
         field_validation: FieldValidation::parse(query.get("fieldValidation").map(String::as_str))?,
         warnings: Vec::new(),
+        dry_run: dry_run(query, method)?,
+        field_manager: query.get("fieldManager").cloned(),
+        user: Some(admission::admin_user()),
     })
+}
+
+/// `?dryRun=All` (the only value the real server accepts).
+fn dry_run(query: &HashMap<String, String>, method: &Method) -> Result<bool, ApiError> {
+    match query.get("dryRun").map(String::as_str) {
+        None | Some("") => Ok(false),
+        Some("All") => Ok(true),
+        Some(other) => {
+            let kind = match *method {
+                Method::POST => "CreateOptions",
+                Method::DELETE => "DeleteOptions",
+                Method::PATCH => "PatchOptions",
+                _ => "UpdateOptions",
+            };
+            Err(ApiError::invalid(
+                kind,
+                &GroupResource {
+                    group: "meta.k8s.io".into(),
+                    resource: kind.to_lowercase(),
+                },
+                "",
+                vec![(
+                    "dryRun".into(),
+                    "FieldValueNotSupported",
+                    format!("Unsupported value: []string{{{other:?}}}: supported values: \"All\""),
+                )],
+            ))
+        }
+    }
 }
 
 /// Warnings as the real server sends them: `Warning: 299 - "<text>"`, one header each, which
@@ -540,6 +590,20 @@ fn warned(mut response: Response, checks: &WriteChecks) -> Response {
         }
     }
     response
+}
+
+/// A write's response, with its warnings whether it succeeded or not (webhooks warn on
+/// denials too).
+fn answer<T>(
+    result: Result<T, ApiError>,
+    checks: &WriteChecks,
+    ok: impl FnOnce(&T) -> Response,
+) -> Response {
+    let response = match &result {
+        Ok(value) => ok(value),
+        Err(e) => e.clone().into_response(),
+    };
+    warned(response, checks)
 }
 
 /// `Some(includeObject)` when the client asked for a Table (kubectl get).
@@ -628,12 +692,6 @@ async fn resource(
     let rt = target.rt.clone();
     let api = &app.api;
     let ns = target.namespace.clone().unwrap_or_default();
-    if query.contains_key("dryRun") {
-        // TODO(milestone: admission) dry-run goes with the admission chain.
-        return Err(ApiError::bad_request(
-            "dryRun is not supported by the sandbox yet",
-        ));
-    }
     let body = if matches!(
         *method,
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
@@ -710,78 +768,139 @@ async fn resource(
                 return Err(ApiError::no_route());
             }
             let obj = decode_object(headers, &body, &rt.kind)?;
-            let mut checks = write_checks(query)?;
-            let created = api.create_with(&rt, &ns, obj, &mut checks)?;
-            Ok(warned(
-                object_response(StatusCode::CREATED, &rt, &created),
-                &checks,
-            ))
+            let mut checks = write_checks(query, method)?;
+            let created = api.create_admitted(&rt, &ns, obj, &mut checks).await;
+            Ok(answer(created, &checks, |c| {
+                object_response(StatusCode::CREATED, &rt, c)
+            }))
         }
-        (Method::POST, Some(n), Some("binding")) => {
-            let binding = decode_object(headers, &body, "Binding")?;
-            api.bind_pod(&rt, &ns, n, &binding)?;
-            Ok(json_response(StatusCode::CREATED, &success_status(201)))
+        (Method::POST, Some(n), Some(sub @ ("binding" | "eviction"))) => {
+            let kind = if sub == "binding" {
+                ("", "v1", "Binding")
+            } else {
+                ("policy", "v1", "Eviction")
+            };
+            let mut object = decode_object(headers, &body, kind.2)?;
+            let mut checks = write_checks(query, method)?;
+            if checks.dry_run {
+                return Err(ApiError::bad_request(format!(
+                    "dryRun is not supported by the sandbox for pods/{sub}"
+                )));
+            }
+            let mut attrs = admission::Attributes::of(
+                &rt,
+                sub,
+                admission::Operation::Create,
+                &ns,
+                n,
+                false,
+                checks.field_manager.as_deref(),
+                admission::admin_user(),
+            );
+            attrs.kind = (kind.0.into(), kind.1.into(), kind.2.into());
+            let result = async {
+                admission::review_subresource(api, &attrs, &mut object, &mut checks.warnings)
+                    .await?;
+                if sub == "binding" {
+                    api.bind_pod(&rt, &ns, n, &object)
+                } else {
+                    crate::eviction::evict(api, &rt, &ns, n, &object)
+                }
+            }
+            .await;
+            Ok(answer(result, &checks, |_| {
+                json_response(StatusCode::CREATED, &success_status(201))
+            }))
         }
-        (Method::POST, Some(n), Some("eviction")) => {
-            let eviction = decode_object(headers, &body, "Eviction")?;
-            crate::eviction::evict(api, &rt, &ns, n, &eviction)?;
-            Ok(json_response(StatusCode::CREATED, &success_status(201)))
+        (Method::GET, Some(n), Some("scale")) => Ok(json_response(
+            StatusCode::OK,
+            &scale::scale_of(&*api.get(&rt, &ns, n)?),
+        )),
+        (Method::PUT | Method::PATCH, Some(n), Some("scale")) => {
+            let mut checks = write_checks(query, method)?;
+            let how = if *method == Method::PUT {
+                scale::ScaleWrite::Replace(decode_object(headers, &body, "Scale")?)
+            } else {
+                let ct = content_type(headers);
+                let kind = PatchType::from_content_type(&ct)
+                    .ok_or_else(|| ApiError::unsupported_media_type(&ct))?;
+                scale::ScaleWrite::Patch(kind, &body)
+            };
+            let written = scale::write(api, &rt, &ns, n, how, &mut checks).await;
+            Ok(answer(written, &checks, |s| {
+                json_response(StatusCode::OK, s)
+            }))
         }
         (Method::PUT, Some(n), None) => {
             let obj = decode_object(headers, &body, &rt.kind)?;
-            let mut checks = write_checks(query)?;
-            let stored =
-                api.update_with(&rt, &ns, n, obj, sub.unwrap_or(Sub::Main), &mut checks)?;
-            Ok(warned(
-                object_response(StatusCode::OK, &rt, &stored),
-                &checks,
-            ))
+            let mut checks = write_checks(query, method)?;
+            let stored = api
+                .update_admitted(&rt, &ns, n, obj, sub.unwrap_or(Sub::Main), &mut checks)
+                .await;
+            Ok(answer(stored, &checks, |s| {
+                object_response(StatusCode::OK, &rt, s)
+            }))
         }
         (Method::PATCH, Some(n), None) => {
             let ct = content_type(headers);
             let kind = PatchType::from_content_type(&ct)
                 .ok_or_else(|| ApiError::unsupported_media_type(&ct))?;
-            let mut checks = write_checks(query)?;
-            let (stored, created) = api.patch(
-                &rt,
-                &ns,
-                n,
-                kind,
-                &body,
-                sub.unwrap_or(Sub::Main),
-                query.get("fieldManager").map(String::as_str),
-                &mut checks,
-            )?;
-            let code = if created {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            };
-            Ok(warned(object_response(code, &rt, &stored), &checks))
+            let mut checks = write_checks(query, method)?;
+            let patched = api
+                .patch_admitted(
+                    &rt,
+                    &ns,
+                    n,
+                    kind,
+                    &body,
+                    sub.unwrap_or(Sub::Main),
+                    query.get("fieldManager").map(String::as_str),
+                    &mut checks,
+                )
+                .await;
+            Ok(answer(patched, &checks, |(stored, created)| {
+                let code = if *created {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                };
+                object_response(code, &rt, stored)
+            }))
         }
         (Method::DELETE, Some(n), None) if sub.is_none() => {
             let opts = delete_options(query, &body)?;
-            let (obj, gone) = api.delete(&rt, &ns, n, &opts)?;
-            let code = if gone {
-                StatusCode::OK
-            } else {
-                StatusCode::ACCEPTED
-            };
-            Ok(object_response(code, &rt, &obj))
+            let mut checks = write_checks(query, method)?;
+            let deleted = api.delete_admitted(&rt, &ns, n, &opts, &mut checks).await;
+            Ok(answer(deleted, &checks, |(obj, gone)| {
+                let code = if *gone {
+                    StatusCode::OK
+                } else {
+                    StatusCode::ACCEPTED
+                };
+                object_response(code, &rt, obj)
+            }))
         }
         (Method::DELETE, None, None) => {
             let opts = delete_options(query, &body)?;
+            let mut checks = write_checks(query, method)?;
             let sel = selectors(&rt, query)?;
             let (items, _) = api.list(&rt, target.namespace.as_deref(), &sel);
             let mut deleted = Vec::with_capacity(items.len());
             for item in &items {
-                match api.delete(&rt, crate::object::namespace(item), name(item), &opts) {
+                let ns = crate::object::namespace(item);
+                match api
+                    .delete_admitted(&rt, ns, name(item), &opts, &mut checks)
+                    .await
+                {
                     Ok((obj, _)) => deleted.push(obj),
                     Err(e) if e.code == 404 => {}
-                    Err(e) => return Err(e),
+                    Err(e) => return Ok(warned(e.into_response(), &checks)),
                 }
             }
-            Ok(list_response(&rt, &deleted, api.store.current_rv()))
+            Ok(warned(
+                list_response(&rt, &deleted, api.store.current_rv()),
+                &checks,
+            ))
         }
         _ => Err(ApiError::method_not_allowed(format!(
             "the server does not allow this method on the requested resource ({method} {})",

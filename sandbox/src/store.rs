@@ -366,6 +366,11 @@ impl Store {
         lock(&self.indexes).live.contains(uid)
     }
 
+    /// A receiver of this resource's events from now on (the in-process controllers' wake-up).
+    pub fn subscribe(&self, gr: &GroupResource) -> broadcast::Receiver<Arc<StoreEvent>> {
+        self.shard(gr).tx.subscribe()
+    }
+
     /// Start a watch after `from_rv`: the recorded events newer than it, plus a receiver for
     /// what follows, taken under one read lock so nothing falls in between. 410 when the
     /// history no longer reaches back to `from_rv`.

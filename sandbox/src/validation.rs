@@ -40,11 +40,18 @@ impl FieldValidation {
     }
 }
 
-/// Per-request write checks: the directive in, warnings (for `Warning:` headers) out.
+/// Per-request write checks: the directives in, warnings (for `Warning:` headers) out.
 #[derive(Debug, Default)]
 pub struct WriteChecks {
     pub field_validation: FieldValidation,
     pub warnings: Vec<String>,
+    /// `dryRun=All`: everything but the store write.
+    pub dry_run: bool,
+    /// `fieldManager`, as the webhooks' `options` report it.
+    pub field_manager: Option<String>,
+    /// The requesting user (an AdmissionReview `userInfo`); `None` for writes no webhook
+    /// reviews.
+    pub user: Option<Value>,
 }
 
 /// One failed check: (field path, machine reason, message), as [`ApiError::invalid`] takes.

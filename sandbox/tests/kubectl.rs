@@ -406,3 +406,52 @@ async fn apply_field_validation_and_schema_errors() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn scale_rollout_and_server_dry_run() {
+    let Some(k) = Kubectl::start().await else {
+        return;
+    };
+    let f = k.write(
+        "node.yaml",
+        "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\nstatus:\n  allocatable: {cpu: '4', memory: 8Gi, pods: '110'}\n  conditions: [{type: Ready, status: 'True'}]\n",
+    );
+    k.ok(&["apply", "-f", &f]).await;
+    // `kubectl create deployment` sends protobuf, which the sandbox does not read yet.
+    let f = k.write(
+        "web.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: c, image: x}]}\n",
+    );
+    k.ok(&["apply", "-f", &f]).await;
+    let out = k
+        .ok(&["rollout", "status", "deployment/web", "--timeout=10s"])
+        .await;
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let out = k.ok(&["scale", "deployment", "web", "--replicas=4"]).await;
+    assert!(out.contains("deployment.apps/web scaled"), "{out}");
+    k.ok(&["rollout", "status", "deployment/web", "--timeout=10s"])
+        .await;
+    let out = k
+        .ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app=web",
+            "--field-selector=status.phase=Running",
+            "-o",
+            "name",
+        ])
+        .await;
+    assert_eq!(out.lines().count(), 4, "{out}");
+
+    let f = k.write(
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: dry}\ndata: {a: b}\n",
+    );
+    let out = k
+        .ok(&["apply", "-f", &f, "--dry-run=server", "-o", "name"])
+        .await;
+    assert_eq!(out.trim(), "configmap/dry");
+    let err = k.fails(&["get", "configmap", "dry"]).await;
+    assert!(err.contains("not found"), "{err}");
+}

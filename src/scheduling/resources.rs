@@ -317,6 +317,21 @@ impl Resources {
     }
 
     /// Component-wise maximum (e.g. init containers against the sum of app containers).
+    /// `*self = self.max(other)` without building a new value (hot in the scheduler).
+    pub fn max_assign(&mut self, other: &Resources) {
+        self.cpu_millis = self.cpu_millis.max(other.cpu_millis);
+        self.memory_bytes = self.memory_bytes.max(other.memory_bytes);
+        self.ephemeral_storage_bytes = self
+            .ephemeral_storage_bytes
+            .max(other.ephemeral_storage_bytes);
+        self.pods = self.pods.max(other.pods);
+        for (name, v) in &other.extended {
+            if *v > self.get(name) {
+                self.set_extended(name, *v);
+            }
+        }
+    }
+
     pub fn max(&self, other: &Resources) -> Resources {
         let mut out = Resources {
             cpu_millis: self.cpu_millis.max(other.cpu_millis),

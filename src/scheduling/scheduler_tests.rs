@@ -518,3 +518,28 @@ fn zone_anti_affinity_keeps_pods_in_different_zones() {
     assert_ne!(out.claims[0].cheapest().zone, out.claims[1].cheapest().zone);
     assert_eq!(out.unschedulable.len(), 1);
 }
+
+#[test]
+fn claims_do_not_grow_onto_a_giant_that_costs_more_per_pod() {
+    // A huge memory-optimised type holds everything in one node but costs 4x per CPU.
+    let mut p = on_demand_pool("default");
+    p.instance_types
+        .push(option("u.huge", 100, 2000, 20.0, "amd64"));
+    let out = schedule(&Input {
+        pods: pods("web", 40, "1", "1Gi", ""),
+        pools: vec![p],
+        ..Default::default()
+    });
+    assert!(out.unschedulable.is_empty(), "{:?}", out.unschedulable);
+    assert!(
+        out.claims.iter().all(|c| c.cheapest().name != "u.huge"),
+        "{:?}",
+        out.claims
+            .iter()
+            .map(|c| c.cheapest().name.clone())
+            .collect::<Vec<_>>()
+    );
+    let total: f64 = out.claims.iter().map(|c| c.cheapest().price_per_hour).sum();
+    // 40 CPUs at c.xlarge's $0.0425 per CPU is $1.70; one u.huge would be $20.
+    assert!(total <= 1.71, "{total}");
+}

@@ -39,6 +39,8 @@ pub struct Topology {
     anti_owners: Vec<AntiOwner>,
     anti_owner_ids: HashMap<String, usize>,
     slot_zone: HashMap<Slot, String>,
+    /// (counter, threshold) → no claim below this index has fewer than `threshold` matches.
+    claim_cursors: HashMap<(usize, i64), usize>,
     /// Every zone a pod could land in, for spread minimums.
     pub zones: BTreeSet<String>,
 }
@@ -273,6 +275,38 @@ impl Topology {
                 })
                 .collect(),
         }
+    }
+
+    /// Claims below the returned index are all refused to the probed pod by a hostname spread or
+    /// hostname anti-affinity, so a scan may start there. Counts only grow, so each cursor only
+    /// moves forward: over a whole run this costs one pass over the claims per selector.
+    pub fn first_possible_claim(&mut self, probe: &Probe, claims: usize) -> usize {
+        let limits = probe
+            .host_spreads
+            .iter()
+            .map(|&(id, skew)| (id, skew))
+            .chain(
+                probe
+                    .anti
+                    .iter()
+                    .filter(|(d, _)| *d == Domain::Host)
+                    .map(|&(_, id)| (id, 1)),
+            );
+        let mut start = 0;
+        for (id, threshold) in limits {
+            let Some(id) = id else { continue };
+            let cursor = self.claim_cursors.entry((id, threshold)).or_insert(0);
+            let per_slot = &self.counters[id].per_slot;
+            while *cursor < claims
+                && per_slot
+                    .get(&Slot::Claim(*cursor))
+                    .is_some_and(|n| *n >= threshold)
+            {
+                *cursor += 1;
+            }
+            start = start.max(*cursor);
+        }
+        start
     }
 
     /// Why the probed pod may not go to `slot`: hostname spread, anti-affinity (both directions,

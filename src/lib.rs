@@ -5,6 +5,7 @@ pub mod apis;
 pub mod certs;
 pub mod cli;
 pub mod cloud;
+pub mod controllers;
 pub mod convert;
 pub mod manifest;
 pub mod plan;

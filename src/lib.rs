@@ -7,6 +7,7 @@ pub mod cli;
 pub mod cloud;
 pub mod controllers;
 pub mod convert;
+pub mod local_webhooks;
 pub mod manifest;
 pub mod plan;
 pub mod scheduling;

@@ -20,6 +20,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run in the cluster (the Deployment's entry point): serve the admission webhooks, fed by
+    /// watches of RequestPolicies and Namespaces. Until SIGTERM or Ctrl-C, then in-flight
+    /// reviews finish and it exits 0. The controllers (provisioning, disruption, interruption,
+    /// ...) come in later issues.
+    Run(cli::run::Args),
     /// Print every CustomResourceDefinition capstan serves (YAML).
     Crds,
     /// Decode manifests strictly and check them against capstan's schemas and each other.
@@ -47,6 +52,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => cli::run::run(&args),
         Command::Crds => cli::crds::run(),
         Command::Check { files } => cli::check::run(&files),
         Command::Convert { files } => cli::convert::run(&files),

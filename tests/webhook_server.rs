@@ -233,3 +233,20 @@ async fn serves_reviews_over_tls_and_reloads_rotated_certificates() {
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn readiness_can_wait_for_the_caller() {
+    let dir = temp_dir("ready");
+    certs::write_files(&bundle(), &dir).unwrap();
+    let mut config = ServerConfig::new(&dir);
+    config.https_addr = "127.0.0.1:0".parse().unwrap();
+    config.health_addr = "127.0.0.1:0".parse().unwrap();
+    config.ready_at_start = false;
+    let server = start(config, WebhookCache::new()).await.unwrap();
+    assert_eq!(plain_get(server.health_addr, "/healthz").await, 200);
+    assert_eq!(plain_get(server.health_addr, "/readyz").await, 503);
+    server.set_ready(true);
+    assert_eq!(plain_get(server.health_addr, "/readyz").await, 200);
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

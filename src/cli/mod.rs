@@ -5,6 +5,7 @@ pub mod check;
 pub mod convert;
 pub mod crds;
 pub mod plan;
+pub mod run;
 pub mod sandbox;
 
 /// Errors a command reports before exiting non-zero; the message is the whole story.

@@ -1,6 +1,7 @@
 //! `capstan sandbox`: the whole system on one machine. Today it runs the sandbox API server with
-//! capstan's CRDs installed and, with `--demo`, applies the example NodePools, EC2NodeClasses and
-//! workload through a real kube-rs client. Controllers and webhooks join as they are built.
+//! capstan's CRDs installed and capstan's admission webhooks in-process (so every write goes
+//! through them, as in a cluster) and, with `--demo`, applies the example NodePools,
+//! EC2NodeClasses and workload through a real kube-rs client. Controllers join as they are built.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,11 +13,12 @@ use kube::discovery::Discovery;
 use kube::{Client, Config};
 
 use super::CliResult;
+use crate::local_webhooks::LocalWebhooks;
 use crate::manifest;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Where the kubeconfig (and later the sandbox's state) is written.
+    /// Where the kubeconfig and the webhook certificates (`certs/`) are written.
     #[arg(long, default_value = ".capstan/sandbox")]
     pub dir: PathBuf,
     /// Also apply manifests/examples (NodePools, EC2NodeClasses, RequestPolicy, a sample workload).
@@ -49,8 +51,23 @@ async fn serve(args: &Args) -> CliResult {
         kubeconfig.display()
     );
 
+    let client = client_for(&kubeconfig).await?;
+    // After the CRDs (installed at start) and before anything is applied, so every object,
+    // the demo's included, is admitted by capstan's webhooks.
+    let webhooks = match LocalWebhooks::start(client.clone(), &args.dir.join("certs")).await {
+        Ok(w) => w,
+        Err(e) => {
+            sandbox.shutdown().await;
+            return Err(e.into());
+        }
+    };
+    println!(
+        "webhooks: {} (certificates in {})",
+        webhooks.url,
+        webhooks.cert_dir.display()
+    );
+
     if args.demo {
-        let client = client_for(&kubeconfig).await?;
         let applied = apply_dir(&client, &args.examples).await?;
         println!(
             "demo: applied {} objects from {}",
@@ -61,9 +78,9 @@ async fn serve(args: &Args) -> CliResult {
             println!("  {a}");
         }
         let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::all(client.clone());
-        let pending = pods.list(&ListParams::default()).await?.items.len();
+        let pods = pods.list(&ListParams::default()).await?.items.len();
         println!(
-            "demo: {pending} pods exist (the sandbox has no Deployment controller, scheduler or kubelet yet, and provisioning comes with issue 6)"
+            "demo: {pods} pods exist so far (they stay Pending until provisioning launches nodes, a later issue)"
         );
     }
 
@@ -74,6 +91,7 @@ async fn serve(args: &Args) -> CliResult {
             tokio::signal::ctrl_c().await?;
         }
     }
+    webhooks.shutdown().await;
     sandbox.shutdown().await;
     Ok(())
 }

@@ -9,6 +9,7 @@ pub mod budgets;
 pub mod cache;
 pub mod common;
 pub mod ec2nodeclass;
+pub mod install;
 pub mod nodepool;
 pub mod pod_defaults;
 pub mod requestpolicy;

@@ -140,6 +140,9 @@ pub struct ServerConfig {
     /// How often the certificate files are checked for changes.
     pub reload_interval: Duration,
     pub own_namespace: String,
+    /// Whether /readyz answers ok as soon as the ports are bound; false leaves that to
+    /// [`RunningServer::set_ready`] (e.g. once the cache has its first lists).
+    pub ready_at_start: bool,
 }
 
 impl ServerConfig {
@@ -152,6 +155,7 @@ impl ServerConfig {
             key_path: dir.join("tls.key"),
             reload_interval: Duration::from_secs(10),
             own_namespace: "capstan".into(),
+            ready_at_start: true,
         }
     }
 }
@@ -403,11 +407,17 @@ pub struct RunningServer {
     pub https_addr: SocketAddr,
     pub health_addr: SocketAddr,
     pub cert: Arc<ReloadingCert>,
+    ready: Arc<AtomicBool>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningServer {
+    /// What /readyz reports from now on.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
     /// Stops accepting, lets in-flight requests finish, and waits for the tasks.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
@@ -489,11 +499,12 @@ pub async fn start(
             }
         }
     }));
-    ready.store(true, Ordering::Relaxed);
+    ready.store(config.ready_at_start, Ordering::Relaxed);
     Ok(RunningServer {
         https_addr,
         health_addr,
         cert,
+        ready,
         stop,
         tasks,
     })

@@ -191,6 +191,35 @@ fn max_allocatable(options: &[Arc<InstanceOption>]) -> Resources {
     max
 }
 
+/// Whether a type in `before` but not in `kept` (an ordered subsequence of it) reaches one of
+/// the claim's maxima, so that they must be counted again.
+fn removed_holds_a_maximum(
+    before: &[Arc<InstanceOption>],
+    kept: &[Arc<InstanceOption>],
+    claim: &Claim,
+) -> bool {
+    // A zero maximum stays zero whatever is removed.
+    let reaches = |have: i64, max: i64| max > 0 && have >= max;
+    let at_max = |have: &Resources, max: &Resources| {
+        reaches(have.cpu_millis, max.cpu_millis)
+            || reaches(have.memory_bytes, max.memory_bytes)
+            || reaches(have.ephemeral_storage_bytes, max.ephemeral_storage_bytes)
+            || reaches(have.pods, max.pods)
+            || !have.extended.is_empty()
+    };
+    let mut rest = kept.iter().peekable();
+    for o in before {
+        if rest.peek().is_some_and(|k| Arc::ptr_eq(k, o)) {
+            rest.next();
+        } else if at_max(&o.allocatable, &claim.max_allocatable)
+            || at_max(&o.capacity, &claim.reserved)
+        {
+            return true;
+        }
+    }
+    false
+}
+
 fn max_capacity(options: &[Arc<InstanceOption>]) -> Resources {
     let mut max = Resources::new();
     for o in options {
@@ -201,10 +230,7 @@ fn max_capacity(options: &[Arc<InstanceOption>]) -> Resources {
 
 /// What hosting `requests` on instance type `o` costs if they could share it with copies of
 /// themselves: its price times the largest fraction of any resource they take.
-fn shared_cost(o: &InstanceOption, reqs: &Requirements, requests: &Resources) -> f64 {
-    let Some(of) = o.cheapest_offering(reqs) else {
-        return f64::INFINITY;
-    };
+fn shared_cost(o: &InstanceOption, price: f64, requests: &Resources) -> f64 {
     let frac = |want: i64, have: i64| {
         if want <= 0 {
             0.0
@@ -218,7 +244,7 @@ fn shared_cost(o: &InstanceOption, reqs: &Requirements, requests: &Resources) ->
     let share = frac(requests.cpu_millis, a.cpu_millis)
         .max(frac(requests.memory_bytes, a.memory_bytes))
         .max(frac(requests.pods, a.pods));
-    of.price_per_hour * share
+    price * share
 }
 
 /// Whether a claim whose options were `before` (cheapest first) may take requests that leave
@@ -227,20 +253,26 @@ fn shared_cost(o: &InstanceOption, reqs: &Requirements, requests: &Resources) ->
 fn efficient_growth(
     before: &[Arc<InstanceOption>],
     after: &[Arc<InstanceOption>],
-    reqs: &Requirements,
+    prices: &HashMap<*const InstanceOption, f64>,
     requests: &Resources,
 ) -> bool {
+    // Prices under the pool's requirements (a claim's zone narrowing rarely changes them, and
+    // this is a heuristic): looked up, since finding offerings for every type is the hot spot.
+    let cost = |o: &Arc<InstanceOption>| {
+        let price = prices
+            .get(&Arc::as_ptr(o))
+            .copied()
+            .unwrap_or(f64::INFINITY);
+        shared_cost(o, price, requests)
+    };
     let (Some(old), Some(new)) = (before.first(), after.first()) else {
         return false;
     };
     if Arc::ptr_eq(old, new) {
         return true;
     }
-    let best = before
-        .iter()
-        .map(|o| shared_cost(o, reqs, requests))
-        .fold(f64::INFINITY, f64::min);
-    shared_cost(new, reqs, requests) <= GROWTH_COST_LIMIT * best
+    let best = before.iter().map(cost).fold(f64::INFINITY, f64::min);
+    cost(new) <= GROWTH_COST_LIMIT * best
 }
 
 /// The constraints of one attempt at placing a pod, after some relaxation.
@@ -300,6 +332,8 @@ struct Scheduler<'a> {
     input: &'a Input,
     /// Per pool, its instance types cheapest first (under the pool's requirements).
     pool_types: Vec<Vec<Arc<InstanceOption>>>,
+    /// Per pool, each type's cheapest price under the pool's requirements (by `Arc` address).
+    pool_prices: Vec<HashMap<*const InstanceOption, f64>>,
     /// (pool, claim requirements as text) → the pool's types compatible with them.
     compatible_memo: HashMap<(usize, String), Vec<Arc<InstanceOption>>>,
     topology: Topology,
@@ -380,9 +414,26 @@ impl<'a> Scheduler<'a> {
                 types
             })
             .collect();
+        let pool_prices = input
+            .pools
+            .iter()
+            .zip(&pool_types)
+            .map(
+                |(pool, types): (&PoolTemplate, &Vec<Arc<InstanceOption>>)| {
+                    types
+                        .iter()
+                        .filter_map(|o| {
+                            o.cheapest_offering(&pool.requirements)
+                                .map(|of| (Arc::as_ptr(o), of.price_per_hour))
+                        })
+                        .collect()
+                },
+            )
+            .collect();
         Scheduler {
             input,
             pool_types,
+            pool_prices,
             compatible_memo: HashMap::new(),
             topology,
             nodes_available: input.existing.iter().map(|n| n.available.clone()).collect(),
@@ -531,7 +582,8 @@ impl<'a> Scheduler<'a> {
                     if Self::check_min_values(&kept, &claim.reqs).is_err() {
                         continue;
                     }
-                    if !efficient_growth(&claim.options, &kept, &claim.reqs, &requests) {
+                    let prices = &self.pool_prices[claim.pool];
+                    if !efficient_growth(&claim.options, &kept, prices, &requests) {
                         self.cap(j);
                         continue;
                     }
@@ -542,7 +594,12 @@ impl<'a> Scheduler<'a> {
                 new_reqs.add_all(reqs);
                 match Self::narrow(&claim.options, &new_reqs, &requests) {
                     Ok(options)
-                        if efficient_growth(&claim.options, &options, &new_reqs, &requests) =>
+                        if efficient_growth(
+                            &claim.options,
+                            &options,
+                            &self.pool_prices[claim.pool],
+                            &requests,
+                        ) =>
                     {
                         Some((new_reqs, options))
                     }
@@ -552,11 +609,14 @@ impl<'a> Scheduler<'a> {
             };
             let claim = &mut self.claims[j];
             if let Some((new_reqs, options)) = narrowed {
-                claim.max_allocatable = max_allocatable(&options);
-                let reserved = max_capacity(&options);
-                self.reserved[claim.pool] =
-                    &(&self.reserved[claim.pool] - &claim.reserved) + &reserved;
-                claim.reserved = reserved;
+                // Usually only small types drop out and the maxima stay: skip the recount then.
+                if removed_holds_a_maximum(&claim.options, &options, claim) {
+                    claim.max_allocatable = max_allocatable(&options);
+                    let reserved = max_capacity(&options);
+                    self.reserved[claim.pool] =
+                        &(&self.reserved[claim.pool] - &claim.reserved) + &reserved;
+                    claim.reserved = reserved;
+                }
                 claim.options = options;
                 claim.reqs = new_reqs;
             }
@@ -784,12 +844,30 @@ impl<'a> Scheduler<'a> {
 
     fn finish(self, mut outcome: Outcome) -> Outcome {
         for claim in self.claims {
-            // Rank first, then build the (string-holding) choices for the kept few only.
-            let mut ranked: Vec<(&InstanceOption, &OfferingOption)> = claim
-                .options
-                .iter()
-                .filter_map(|o| o.cheapest_offering(&claim.reqs).map(|of| (o.as_ref(), of)))
-                .collect();
+            // Options are in order of their price under the pool's requirements, a lower bound
+            // of their price under the claim's: once that bound passes the most expensive of the
+            // first MAX_INSTANCE_TYPES found, nothing later can make the cut.
+            let prices = &self.pool_prices[claim.pool];
+            let mut ranked: Vec<(&InstanceOption, &OfferingOption)> = Vec::new();
+            let mut cut = f64::INFINITY;
+            for o in &claim.options {
+                let lower = prices
+                    .get(&Arc::as_ptr(o))
+                    .copied()
+                    .unwrap_or(f64::INFINITY);
+                if lower > cut {
+                    break;
+                }
+                if let Some(of) = o.cheapest_offering(&claim.reqs) {
+                    ranked.push((o.as_ref(), of));
+                    if ranked.len() == MAX_INSTANCE_TYPES {
+                        cut = ranked
+                            .iter()
+                            .map(|(_, of)| of.price_per_hour)
+                            .fold(f64::NEG_INFINITY, f64::max);
+                    }
+                }
+            }
             ranked.sort_by(|a, b| {
                 a.1.price_per_hour
                     .total_cmp(&b.1.price_per_hour)

@@ -9,6 +9,7 @@ pub mod controllers;
 pub mod convert;
 pub mod local_webhooks;
 pub mod manifest;
+pub mod metrics;
 pub mod plan;
 pub mod scheduling;
 pub mod webhook;

@@ -69,6 +69,11 @@ async fn https(
 }
 
 async fn plain_get(addr: std::net::SocketAddr, path: &str) -> u16 {
+    let raw = plain_get_raw(addr, path).await;
+    raw.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+async fn plain_get_raw(addr: std::net::SocketAddr, path: &str) -> String {
     let mut tcp = TcpStream::connect(addr).await.unwrap();
     tcp.write_all(
         format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
@@ -77,7 +82,7 @@ async fn plain_get(addr: std::net::SocketAddr, path: &str) -> u16 {
     .unwrap();
     let mut raw = String::new();
     tcp.read_to_string(&mut raw).await.unwrap();
-    raw.split(' ').nth(1).unwrap().parse().unwrap()
+    raw
 }
 
 fn review(uid: &str, operation: &str, namespace: Option<&str>, object: Value) -> Vec<u8> {
@@ -135,6 +140,13 @@ async fn serves_reviews_over_tls_and_reloads_rotated_certificates() {
             .unwrap()
             .contains("spec.disruption.budgets[0].nodes"),
         "{v}"
+    );
+    let metrics = plain_get_raw(server.health_addr, "/metrics").await;
+    assert!(
+        metrics.contains(
+            "capstan_webhook_requests_total{endpoint=\"/validate/nodepool\",outcome=\"denied\"} 1"
+        ),
+        "{metrics}"
     );
 
     // Mutation: a base64 JSON Patch that adds the defaults.

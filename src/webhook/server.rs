@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -31,6 +31,7 @@ use super::nodepool::{default_instance_options, default_nodepool, validate_nodep
 use super::pod_defaults::apply_request_policies;
 use super::requestpolicy::validate_requestpolicy;
 use super::review::{AdmissionRequest, Decision, MAX_BODY_BYTES, handle};
+use crate::metrics::Metrics;
 use crate::scheduling::instance::InstanceOption;
 
 /// The admission endpoints, at the paths manifests/30-webhooks.yaml calls.
@@ -140,6 +141,8 @@ pub struct ServerConfig {
     /// How often the certificate files are checked for changes.
     pub reload_interval: Duration,
     pub own_namespace: String,
+    /// Where review counts and latencies go; `/metrics` on the health port renders it.
+    pub metrics: Metrics,
     /// Whether /readyz answers ok as soon as the ports are bound; false leaves that to
     /// [`RunningServer::set_ready`] (e.g. once the cache has its first lists).
     pub ready_at_start: bool,
@@ -155,6 +158,7 @@ impl ServerConfig {
             key_path: dir.join("tls.key"),
             reload_interval: Duration::from_secs(10),
             own_namespace: "capstan".into(),
+            metrics: Metrics::new(),
             ready_at_start: true,
         }
     }
@@ -346,6 +350,7 @@ impl axum::serve::Listener for TlsListener {
 #[derive(Clone)]
 struct AppState {
     cache: WebhookCache,
+    metrics: Metrics,
     own_namespace: Arc<str>,
     instance_types: Arc<Vec<Arc<InstanceOption>>>,
 }
@@ -357,15 +362,30 @@ fn respond(state: &AppState, endpoint: Endpoint, body: &[u8]) -> Response {
         own_namespace: &state.own_namespace,
         instance_types: &state.instance_types,
     };
-    let (status, out, ctype) = handle(body, |req| decide(endpoint, req, &ctx));
+    let started = Instant::now();
+    let mut outcome = "error";
+    let (status, out, ctype) = handle(body, |req| {
+        let d = decide(endpoint, req, &ctx);
+        outcome = match (d.allowed, d.patch.0.is_empty()) {
+            (false, _) => "denied",
+            (true, false) => "patched",
+            (true, true) => "allowed",
+        };
+        d
+    });
+    state
+        .metrics
+        .webhook
+        .observe(endpoint.path(), outcome, started.elapsed());
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
     (status, [(header::CONTENT_TYPE, ctype)], out).into_response()
 }
 
 /// The admission routes (exposed for tests and benchmarks that want them without TLS).
-pub fn admission_router(cache: WebhookCache, own_namespace: &str) -> Router {
+pub fn admission_router(cache: WebhookCache, own_namespace: &str, metrics: Metrics) -> Router {
     let state = AppState {
         cache,
+        metrics,
         own_namespace: Arc::from(own_namespace),
         instance_types: default_instance_options(),
     };
@@ -384,9 +404,24 @@ pub fn admission_router(cache: WebhookCache, own_namespace: &str) -> Router {
         .with_state(state)
 }
 
-fn health_router(ready: Arc<AtomicBool>) -> Router {
+fn health_router(ready: Arc<AtomicBool>, metrics: Metrics) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/metrics",
+            get(move || {
+                let text = metrics.render();
+                async move {
+                    (
+                        [(
+                            header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        text,
+                    )
+                }
+            }),
+        )
         .route(
             "/readyz",
             get(move || {
@@ -460,7 +495,7 @@ pub async fn start(
     let until_stop = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let app = admission_router(cache, &config.own_namespace);
+    let app = admission_router(cache, &config.own_namespace, config.metrics.clone());
     tasks.push(tokio::spawn({
         let stop = until_stop(stop_rx.clone());
         async move {
@@ -474,7 +509,7 @@ pub async fn start(
     }));
     tasks.push(tokio::spawn({
         let stop = until_stop(stop_rx.clone());
-        let app = health_router(ready.clone());
+        let app = health_router(ready.clone(), config.metrics.clone());
         async move {
             if let Err(e) = axum::serve(health, app).with_graceful_shutdown(stop).await {
                 tracing::error!(error = %e, "health server failed");

@@ -2,6 +2,7 @@
 //! The binary in `main.rs` is a thin CLI over it.
 
 pub mod apis;
+pub mod bench;
 pub mod certs;
 pub mod cli;
 pub mod cloud;

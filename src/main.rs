@@ -47,6 +47,9 @@ enum Command {
     Plan(cli::plan::Args),
     /// Run the sandbox API server with capstan's CRDs (and, with --demo, the examples applied).
     Sandbox(cli::sandbox::Args),
+    /// Measure capstan's servers under load (in-process, on loopback).
+    #[command(subcommand)]
+    Bench(cli::bench::Command),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Certs(args) => cli::certs::run(&args),
         Command::Plan(args) => cli::plan::run(&args),
         Command::Sandbox(args) => cli::sandbox::run(&args),
+        Command::Bench(command) => cli::bench::run(&command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

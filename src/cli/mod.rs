@@ -1,5 +1,6 @@
 //! The command-line front ends: each reads its input, calls the library, prints a result.
 
+pub mod bench;
 pub mod certs;
 pub mod check;
 pub mod convert;

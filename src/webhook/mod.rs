@@ -20,3 +20,5 @@ pub use common::{FieldError, Verdict};
 
 #[cfg(test)]
 mod examples_tests;
+#[cfg(test)]
+mod fuzz_tests;

@@ -294,11 +294,17 @@ fn default_container(
     let mut set_requests: Vec<String> = Vec::new();
     let mut set_limits: Vec<String> = Vec::new();
     for (key, rule) in rules {
+        // A request missing next to a limit is the limit, as the API server defaults it (it
+        // does so before admission, so this only shows where there is no API server before us).
         if !requests.contains_key(key)
             && let Some(l) = limits.get(key).cloned()
         {
             requests.insert(key.clone(), l);
             set_requests.push(key.clone());
+            applied.push(format!(
+                "{key} request = limit for container {name} (policy {})",
+                rule.policy
+            ));
         }
         if !limits.contains_key(key)
             && let Some(d) = &rule.default

@@ -6,3 +6,7 @@
 //! here too.
 
 pub mod catalog;
+pub mod launch;
+pub mod provider;
+
+pub use provider::{CloudError, CloudProvider, CloudResult, Instance, InstanceState};

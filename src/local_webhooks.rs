@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::certs::{self, CertError};
 use crate::controllers::webhook_cache::CacheWatcher;
+use crate::metrics::Metrics;
 use crate::webhook::cache::WebhookCache;
 use crate::webhook::install::{self, InstallError};
 use crate::webhook::server::{self, RunningServer, ServerConfig, ServerError};
@@ -65,6 +66,16 @@ impl LocalWebhooks {
     /// the cache watcher, waits for the cache's first lists (so the first pods already get
     /// their RequestPolicy defaults), then installs the webhook configurations through `client`.
     pub async fn start(client: Client, cert_dir: &Path) -> Result<Self, LocalWebhooksError> {
+        Self::start_with_metrics(client, cert_dir, Metrics::new()).await
+    }
+
+    /// As [`LocalWebhooks::start`], recording into (and serving on `/metrics`) `metrics`, which
+    /// the controllers share.
+    pub async fn start_with_metrics(
+        client: Client,
+        cert_dir: &Path,
+        metrics: Metrics,
+    ) -> Result<Self, LocalWebhooksError> {
         let sans = ["127.0.0.1".to_string(), "localhost".to_string()];
         let bundle = certs::generate(SERVICE, NAMESPACE, &sans, CERT_VALID_DAYS)?;
         certs::write_files(&bundle, cert_dir)?;
@@ -73,6 +84,7 @@ impl LocalWebhooks {
         config.https_addr = ([127, 0, 0, 1], 0).into();
         config.health_addr = ([127, 0, 0, 1], 0).into();
         config.own_namespace = NAMESPACE.to_string();
+        config.metrics = metrics;
         let cache = WebhookCache::new();
         let server = server::start(config, cache.clone()).await?;
         let watcher = CacheWatcher::spawn(client.clone(), cache.clone());

@@ -8,6 +8,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -52,11 +53,86 @@ fn review_buckets() -> Histogram {
     Histogram::new(exponential_buckets(0.00005, 2.0, 15))
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodePoolReason {
+    pub nodepool: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodePoolLabel {
+    pub nodepool: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodePoolResource {
+    pub nodepool: String,
+    pub resource_type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ControllerLabel {
+    pub controller: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CloudMethod {
+    pub provider: String,
+    pub method: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CloudErrorLabels {
+    pub provider: String,
+    pub method: String,
+    pub error: String,
+}
+
+/// The controllers' metrics, under Karpenter's names so that its dashboards work.
+#[derive(Clone)]
+pub struct ControllerMetrics {
+    pub nodeclaims_created: Family<NodePoolReason, Counter>,
+    pub nodeclaims_terminated: Family<NodePoolReason, Counter>,
+    pub nodes_created: Family<NodePoolLabel, Counter>,
+    pub pods_startup_duration: Histogram,
+    pub scheduling_duration: Family<ControllerLabel, Histogram>,
+    pub cloudprovider_duration: Family<CloudMethod, Histogram>,
+    pub cloudprovider_errors: Family<CloudErrorLabels, Counter>,
+    pub nodepools_usage: Family<NodePoolResource, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub nodepools_limit: Family<NodePoolResource, Gauge<f64, std::sync::atomic::AtomicU64>>,
+}
+
+impl ControllerMetrics {
+    pub fn observe_cloud(&self, provider: &str, method: &str, took: Duration, error: Option<&str>) {
+        self.cloudprovider_duration
+            .get_or_create(&CloudMethod {
+                provider: provider.to_string(),
+                method: method.to_string(),
+            })
+            .observe(took.as_secs_f64());
+        if let Some(error) = error {
+            self.cloudprovider_errors
+                .get_or_create(&CloudErrorLabels {
+                    provider: provider.to_string(),
+                    method: method.to_string(),
+                    error: error.to_string(),
+                })
+                .inc();
+        }
+    }
+}
+
+// 1 ms .. ~130 s: a simulation takes milliseconds, a launch seconds, a pod start minutes.
+fn seconds_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 18))
+}
+
 /// Shared handle: cloned into every server and controller.
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Mutex<Registry>>,
     pub webhook: WebhookMetrics,
+    pub controllers: ControllerMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -73,24 +149,82 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("capstan");
+        let mut registry = Registry::default();
         let webhook = WebhookMetrics {
             requests: Family::default(),
             duration: Family::new_with_constructor(review_buckets),
         };
         registry.register(
-            "webhook_requests",
+            "capstan_webhook_requests",
             "Admission reviews answered, by endpoint and outcome",
             webhook.requests.clone(),
         );
         registry.register(
-            "webhook_request_duration_seconds",
+            "capstan_webhook_request_duration_seconds",
             "Time to decide an admission review, by endpoint",
             webhook.duration.clone(),
+        );
+        let controllers = ControllerMetrics {
+            nodeclaims_created: Family::default(),
+            nodeclaims_terminated: Family::default(),
+            nodes_created: Family::default(),
+            pods_startup_duration: seconds_buckets(),
+            scheduling_duration: Family::new_with_constructor(seconds_buckets),
+            cloudprovider_duration: Family::new_with_constructor(seconds_buckets),
+            cloudprovider_errors: Family::default(),
+            nodepools_usage: Family::default(),
+            nodepools_limit: Family::default(),
+        };
+        let c = &controllers;
+        registry.register(
+            "karpenter_nodeclaims_created",
+            "NodeClaims created, by NodePool and reason",
+            c.nodeclaims_created.clone(),
+        );
+        registry.register(
+            "karpenter_nodeclaims_terminated",
+            "NodeClaims terminated, by NodePool and reason",
+            c.nodeclaims_terminated.clone(),
+        );
+        registry.register(
+            "karpenter_nodes_created",
+            "Nodes registered for NodeClaims, by NodePool",
+            c.nodes_created.clone(),
+        );
+        registry.register(
+            "karpenter_pods_startup_duration_seconds",
+            "Time from a pod's creation until it runs",
+            c.pods_startup_duration.clone(),
+        );
+        registry.register(
+            "karpenter_scheduler_scheduling_duration_seconds",
+            "Duration of one scheduling simulation",
+            c.scheduling_duration.clone(),
+        );
+        registry.register(
+            "karpenter_cloudprovider_duration_seconds",
+            "Duration of cloud provider calls, by method",
+            c.cloudprovider_duration.clone(),
+        );
+        registry.register(
+            "karpenter_cloudprovider_errors",
+            "Cloud provider call failures, by method and error",
+            c.cloudprovider_errors.clone(),
+        );
+        registry.register(
+            "karpenter_nodepools_usage",
+            "Resources the NodePool's nodes provide, by resource type",
+            c.nodepools_usage.clone(),
+        );
+        registry.register(
+            "karpenter_nodepools_limit",
+            "The NodePool's limits, by resource type",
+            c.nodepools_limit.clone(),
         );
         Metrics {
             registry: Arc::new(Mutex::new(registry)),
             webhook,
+            controllers,
         }
     }
 

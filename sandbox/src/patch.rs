@@ -60,7 +60,24 @@ pub fn patch_object(kind: PatchType, current: &Value, body: &[u8]) -> Result<Val
             crate::strategic::apply(&mut doc, &parse_json(body)?)?;
         }
         PatchType::Json => {
-            let ops: json_patch::Patch = serde_json::from_slice(body)
+            let raw: Vec<Value> = serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
+            // As the real server (evanphx/json-patch): `test` against null passes when the path
+            // is absent; kube-runtime's finalizer helper relies on it for objects with no
+            // finalizers yet.
+            let raw: Vec<Value> = raw
+                .into_iter()
+                .filter(|op| {
+                    let absent_null_test = op.get("op").and_then(Value::as_str) == Some("test")
+                        && op.get("value").is_some_and(Value::is_null)
+                        && op
+                            .get("path")
+                            .and_then(Value::as_str)
+                            .is_some_and(|p| doc.pointer(p).is_none());
+                    !absent_null_test
+                })
+                .collect();
+            let ops: json_patch::Patch = serde_json::from_value(Value::Array(raw))
                 .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
             json_patch::patch(&mut doc, &ops).map_err(|e| {
                 ApiError::new(
@@ -117,6 +134,25 @@ mod tests {
         )
         .expect_err("failed test op");
         assert_eq!(err.code, 422);
+        // kube-runtime's finalizer helper: test null on an absent list, then add it.
+        let added = patch_object(
+            PatchType::Json,
+            &cur,
+            br#"[{"op":"test","path":"/metadata/finalizers","value":null},{"op":"add","path":"/metadata/finalizers","value":["f"]}]"#,
+        )
+        .expect("test null on an absent path passes");
+        assert_eq!(added["metadata"]["finalizers"], json!(["f"]));
+        let present = json!({"metadata": {"finalizers": ["g"]}});
+        assert_eq!(
+            patch_object(
+                PatchType::Json,
+                &present,
+                br#"[{"op":"test","path":"/metadata/finalizers","value":null}]"#,
+            )
+            .expect_err("a present value is not null")
+            .code,
+            422
+        );
         assert_eq!(
             patch_object(PatchType::Json, &cur, b"{")
                 .expect_err("bad")

@@ -113,3 +113,49 @@ impl Condition {
 pub fn find_condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
     conditions.iter().find(|c| c.type_ == type_)
 }
+
+/// Sets a condition, keeping its `lastTransitionTime` when the status does not change.
+/// Returns whether anything changed. `now` is RFC 3339.
+pub fn set_condition(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    now: &str,
+) -> bool {
+    let new = |c: &mut Condition| {
+        c.status = status.to_string();
+        c.reason = Some(reason.to_string());
+        c.message = (!message.is_empty()).then(|| message.to_string());
+    };
+    match conditions.iter_mut().find(|c| c.type_ == type_) {
+        Some(c) => {
+            let before = c.clone();
+            if c.status != status {
+                c.last_transition_time = Some(now.to_string());
+            }
+            new(c);
+            *c != before
+        }
+        None => {
+            let mut c = Condition {
+                type_: type_.to_string(),
+                last_transition_time: Some(now.to_string()),
+                ..Default::default()
+            };
+            new(&mut c);
+            conditions.push(c);
+            true
+        }
+    }
+}
+
+/// A Go duration as the CRDs carry them (`30s`, `1h30m`, `720h`); `None` for `Never` or
+/// anything unreadable (the webhook rejects those before they are stored).
+pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    let nanos = go_parse_duration::parse_duration(s).ok()?;
+    u64::try_from(nanos)
+        .ok()
+        .map(std::time::Duration::from_nanos)
+}

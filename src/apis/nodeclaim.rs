@@ -93,6 +93,16 @@ pub struct NodeClaimStatus {
     pub last_pod_event_time: Option<String>,
 }
 
+impl NodeClaimStatus {
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        super::common::find_condition(&self.conditions, type_)
+    }
+
+    pub fn is_condition_true(&self, type_: &str) -> bool {
+        self.condition(type_).is_some_and(Condition::is_true)
+    }
+}
+
 impl NodeClaim {
     pub fn condition(&self, type_: &str) -> Option<&Condition> {
         self.status

@@ -37,7 +37,7 @@ pub fn run(args: &Args) -> CliResult {
 }
 
 /// `LOG_LEVEL` (Karpenter's setting, e.g. `info` or `capstan=debug`), else `RUST_LOG`, else info.
-fn init_logging() {
+pub fn init_logging() {
     let filter = EnvFilter::try_from_env("LOG_LEVEL")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));

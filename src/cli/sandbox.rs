@@ -1,9 +1,11 @@
-//! `capstan sandbox`: the whole system on one machine. Today it runs the sandbox API server with
-//! capstan's CRDs installed and capstan's admission webhooks in-process (so every write goes
-//! through them, as in a cluster) and, with `--demo`, applies the example NodePools,
-//! EC2NodeClasses and workload through a real kube-rs client. Controllers join as they are built.
+//! `capstan sandbox`: the whole system on one machine: the sandbox API server with capstan's CRDs,
+//! capstan's admission webhooks in-process (every write goes through them, as in a cluster), the
+//! controllers on the simulated cloud provider (whose kubelets register a Node per instance) and,
+//! with `--demo`, the example NodePools, EC2NodeClasses and workload applied through a real
+//! kube-rs client.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use capstan_sandbox::{Sandbox, SandboxConfig};
@@ -13,8 +15,13 @@ use kube::discovery::Discovery;
 use kube::{Client, Config};
 
 use super::CliResult;
+use crate::cloud::sim::{SimProvider, SimSettings};
+use crate::cloud::sim_kubelet::SimKubelet;
+use crate::controllers::{Controllers, Settings};
 use crate::local_webhooks::LocalWebhooks;
 use crate::manifest;
+use crate::metrics::Metrics;
+use k8s_openapi::api::core::v1::{Node, Pod};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -30,9 +37,24 @@ pub struct Args {
     /// Stop after this many seconds instead of waiting for Ctrl-C (for scripts and tests).
     #[arg(long)]
     pub exit_after: Option<u64>,
+    /// The simulated cloud's region (prices and zones from the embedded catalog).
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+    #[arg(long, env = "CLUSTER_NAME", default_value = "sandbox")]
+    pub cluster_name: String,
+    /// How long a simulated CreateFleet takes, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    pub launch_delay_ms: u64,
+    /// How long a simulated instance takes to register its Node, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub boot_delay_ms: u64,
+    /// Run the API server and webhooks only (no controllers, no simulated cloud).
+    #[arg(long)]
+    pub no_controllers: bool,
 }
 
 pub fn run(args: &Args) -> CliResult {
+    super::run::init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -52,9 +74,16 @@ async fn serve(args: &Args) -> CliResult {
     );
 
     let client = client_for(&kubeconfig).await?;
+    let metrics = Metrics::new();
     // After the CRDs (installed at start) and before anything is applied, so every object,
     // the demo's included, is admitted by capstan's webhooks.
-    let webhooks = match LocalWebhooks::start(client.clone(), &args.dir.join("certs")).await {
+    let webhooks = match LocalWebhooks::start_with_metrics(
+        client.clone(),
+        &args.dir.join("certs"),
+        metrics.clone(),
+    )
+    .await
+    {
         Ok(w) => w,
         Err(e) => {
             sandbox.shutdown().await;
@@ -66,6 +95,33 @@ async fn serve(args: &Args) -> CliResult {
         webhooks.url,
         webhooks.cert_dir.display()
     );
+    println!("metrics: http://{}/metrics", webhooks.health_addr());
+
+    let mut running = None;
+    if !args.no_controllers {
+        let mut sim = SimSettings::new(&args.region, &args.cluster_name);
+        sim.launch_delay = Duration::from_millis(args.launch_delay_ms);
+        let cloud = Arc::new(SimProvider::new(sim));
+        let kubelet = SimKubelet::spawn(
+            client.clone(),
+            cloud.clone(),
+            Duration::from_millis(args.boot_delay_ms),
+        );
+        let settings = Settings::new(&args.cluster_name);
+        match Controllers::start(client.clone(), cloud, settings, &metrics).await {
+            Ok(c) => running = Some((c, kubelet)),
+            Err(e) => {
+                kubelet.stop();
+                webhooks.shutdown().await;
+                sandbox.shutdown().await;
+                return Err(e.into());
+            }
+        }
+        println!(
+            "controllers: provisioning, nodeclaim lifecycle, termination, garbage collection (simulated cloud, {})",
+            args.region
+        );
+    }
 
     if args.demo {
         let applied = apply_dir(&client, &args.examples).await?;
@@ -77,11 +133,9 @@ async fn serve(args: &Args) -> CliResult {
         for a in &applied {
             println!("  {a}");
         }
-        let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::all(client.clone());
-        let pods = pods.list(&ListParams::default()).await?.items.len();
-        println!(
-            "demo: {pods} pods exist so far (they stay Pending until provisioning launches nodes, a later issue)"
-        );
+        if running.is_some() {
+            tokio::spawn(report_progress(client.clone()));
+        }
     }
 
     match args.exit_after {
@@ -91,9 +145,43 @@ async fn serve(args: &Args) -> CliResult {
             tokio::signal::ctrl_c().await?;
         }
     }
+    if let Some((controllers, kubelet)) = running {
+        controllers.shutdown();
+        kubelet.stop();
+    }
     webhooks.shutdown().await;
     sandbox.shutdown().await;
     Ok(())
+}
+
+/// Prints nodes and running pods each time they change, until every pod runs.
+async fn report_progress(client: Client) {
+    let pods: Api<Pod> = Api::all(client.clone());
+    let nodes: Api<Node> = Api::all(client);
+    let mut last = (usize::MAX, usize::MAX, usize::MAX);
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (Ok(p), Ok(n)) = (
+            pods.list(&ListParams::default()).await,
+            nodes.list(&ListParams::default()).await,
+        ) else {
+            continue;
+        };
+        let running = p
+            .items
+            .iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .count();
+        let now = (n.items.len(), running, p.items.len());
+        if now != last {
+            println!("demo: {} nodes, {}/{} pods running", now.0, now.1, now.2);
+            last = now;
+        }
+        if now.2 > 0 && now.1 == now.2 {
+            println!("demo: every pod is running");
+            return;
+        }
+    }
 }
 
 async fn client_for(kubeconfig: &std::path::Path) -> Result<Client, Box<dyn std::error::Error>> {

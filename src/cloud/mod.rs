@@ -8,5 +8,7 @@
 pub mod catalog;
 pub mod launch;
 pub mod provider;
+pub mod sim;
+pub mod sim_kubelet;
 
 pub use provider::{CloudError, CloudProvider, CloudResult, Instance, InstanceState};

@@ -1,7 +1,117 @@
-//! Controllers: tasks that watch the cluster and act on it. Each gathers inputs with kube-rs
-//! watches and hands them to pure logic elsewhere; none is called per admission request.
+//! Controllers: tasks that watch the cluster and act on it, split by concern as Karpenter's are.
+//! Each gathers its inputs from the shared [`state::ClusterState`] (reflectors, not per-decision
+//! list calls) and hands them to pure logic elsewhere (scheduling, drain choice); none is called
+//! per admission request.
 //!
-//! Today only [`webhook_cache`] exists (it feeds the webhook server); provisioning, lifecycle,
-//! disruption and the rest come in later issues.
+//! - [`provisioning`]: pending pods → simulation → NodeClaims
+//! - [`nodeclaim`]: NodeClaim lifecycle (launch, registration, initialization, liveness) and its
+//!   termination finalizer
+//! - [`termination`]: the Node finalizer: taint, drain through the Eviction API, terminate
+//! - [`garbage_collection`]: instances without NodeClaims, NodeClaims without instances
+//! - [`nodepool_status`], [`ec2nodeclass_status`]
+//! - [`webhook_cache`]: feeds the webhook server
 
+pub mod ec2nodeclass_status;
+pub mod events;
+pub mod garbage_collection;
+pub mod nodeclaim;
+pub mod nodepool_status;
+pub mod provisioning;
+pub mod state;
+pub mod termination;
 pub mod webhook_cache;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::Client;
+use tokio::task::JoinHandle;
+
+use crate::cloud::CloudProvider;
+use crate::metrics::{ControllerMetrics, Metrics};
+
+/// Knobs, with Karpenter's defaults.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub cluster_name: String,
+    /// A batch closes after this long without a new pending pod (`BATCH_IDLE_DURATION`).
+    pub batch_idle: Duration,
+    /// ... or after this long in all (`BATCH_MAX_DURATION`).
+    pub batch_max: Duration,
+    /// A launched NodeClaim whose Node has not joined by then is deleted.
+    pub registration_ttl: Duration,
+    /// An instance without a NodeClaim is terminated after this long (it may be a launch whose
+    /// status write is still coming).
+    pub gc_grace: Duration,
+    /// How often the garbage collector and the status controllers look.
+    pub resync: Duration,
+}
+
+impl Settings {
+    pub fn new(cluster_name: &str) -> Self {
+        Settings {
+            cluster_name: cluster_name.to_string(),
+            batch_idle: Duration::from_secs(1),
+            batch_max: Duration::from_secs(10),
+            registration_ttl: Duration::from_secs(15 * 60),
+            gc_grace: Duration::from_secs(30),
+            resync: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A 404 from the API server: the object is already gone.
+pub fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+/// What every controller shares.
+#[derive(Clone)]
+pub struct Context {
+    pub client: Client,
+    pub cloud: Arc<dyn CloudProvider>,
+    pub state: state::ClusterState,
+    pub settings: Settings,
+    pub metrics: ControllerMetrics,
+    pub events: events::Recorder,
+}
+
+/// The running controllers. Dropping this does not stop them; call [`Controllers::shutdown`].
+pub struct Controllers {
+    tasks: Vec<JoinHandle<()>>,
+    pub state: state::ClusterState,
+}
+
+impl Controllers {
+    /// Starts the reflectors, waits for their first lists, then every controller.
+    pub async fn start(
+        client: Client,
+        cloud: Arc<dyn CloudProvider>,
+        settings: Settings,
+        metrics: &Metrics,
+    ) -> Result<Self, state::StateError> {
+        let (state, mut tasks) = state::ClusterState::start(client.clone());
+        state.wait_ready().await?;
+        let ctx = Context {
+            events: events::Recorder::new(client.clone()),
+            client,
+            cloud,
+            state: state.clone(),
+            settings,
+            metrics: metrics.controllers.clone(),
+        };
+        tasks.push(tokio::spawn(provisioning::run(ctx.clone())));
+        tasks.push(tokio::spawn(nodeclaim::run(ctx.clone())));
+        tasks.push(tokio::spawn(termination::run(ctx.clone())));
+        tasks.push(tokio::spawn(garbage_collection::run(ctx.clone())));
+        tasks.push(tokio::spawn(nodepool_status::run(ctx.clone())));
+        tasks.push(tokio::spawn(ec2nodeclass_status::run(ctx)));
+        Ok(Controllers { tasks, state })
+    }
+
+    pub fn shutdown(self) {
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}

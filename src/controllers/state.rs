@@ -1,0 +1,174 @@
+//! The cluster as the controllers see it: one reflector per kind they read (pods, nodes,
+//! NodeClaims, NodePools, EC2NodeClasses, DaemonSets), kept by kube-runtime watchers, so that a
+//! decision reads memory instead of listing. Pod and NodeClaim changes that may need new
+//! capacity wake the provisioner.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher::{self, Event, watcher};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::apis::{EC2NodeClass, NodeClaim, NodePool};
+
+use super::provisioning::pending::is_provisionable;
+
+/// How long the first lists may take before start-up gives up.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(
+        "the cluster caches did not fill within {0:?}: is the API server reachable and are capstan's CRDs installed?"
+    )]
+    Timeout(Duration),
+    #[error("a cluster cache stopped before it filled")]
+    Stopped,
+}
+
+#[derive(Clone)]
+pub struct ClusterState {
+    pub pods: Store<Pod>,
+    pub nodes: Store<Node>,
+    pub nodeclaims: Store<NodeClaim>,
+    pub nodepools: Store<NodePool>,
+    pub nodeclasses: Store<EC2NodeClass>,
+    pub daemonsets: Store<DaemonSet>,
+    /// Notified when a pod may need capacity (a pending pod appeared or changed, a NodeClaim went
+    /// away, a NodePool changed).
+    pub provision: Arc<Notify>,
+}
+
+impl ClusterState {
+    pub fn start(client: Client) -> (Self, Vec<JoinHandle<()>>) {
+        let provision = Arc::new(Notify::new());
+        let mut tasks = Vec::new();
+        let wake = provision.clone();
+        let pods = reflect(Api::<Pod>::all(client.clone()), &mut tasks, move |e| {
+            if let Event::Apply(p) | Event::InitApply(p) = e
+                && is_provisionable(p)
+            {
+                wake.notify_one();
+            }
+        });
+        let nodes = reflect(Api::<Node>::all(client.clone()), &mut tasks, |_| {});
+        let wake = provision.clone();
+        let nodeclaims = reflect(
+            Api::<NodeClaim>::all(client.clone()),
+            &mut tasks,
+            move |e| {
+                if let Event::Delete(_) = e {
+                    wake.notify_one();
+                }
+            },
+        );
+        let wake = provision.clone();
+        let nodepools = reflect(Api::<NodePool>::all(client.clone()), &mut tasks, move |e| {
+            if let Event::Apply(_) = e {
+                wake.notify_one();
+            }
+        });
+        let nodeclasses = reflect(Api::<EC2NodeClass>::all(client.clone()), &mut tasks, |_| {});
+        let daemonsets = reflect(Api::<DaemonSet>::all(client), &mut tasks, |_| {});
+        (
+            ClusterState {
+                pods,
+                nodes,
+                nodeclaims,
+                nodepools,
+                nodeclasses,
+                daemonsets,
+                provision,
+            },
+            tasks,
+        )
+    }
+
+    /// Waits for every reflector's first list.
+    pub async fn wait_ready(&self) -> Result<(), StateError> {
+        let all = async {
+            self.pods.wait_until_ready().await?;
+            self.nodes.wait_until_ready().await?;
+            self.nodeclaims.wait_until_ready().await?;
+            self.nodepools.wait_until_ready().await?;
+            self.nodeclasses.wait_until_ready().await?;
+            self.daemonsets.wait_until_ready().await
+        };
+        match tokio::time::timeout(READY_TIMEOUT, all).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(StateError::Stopped),
+            Err(_) => Err(StateError::Timeout(READY_TIMEOUT)),
+        }
+    }
+
+    pub fn nodepool(&self, name: &str) -> Option<Arc<NodePool>> {
+        self.nodepools
+            .state()
+            .into_iter()
+            .find(|p| p.metadata.name.as_deref() == Some(name))
+    }
+
+    pub fn nodeclass(&self, name: &str) -> Option<Arc<EC2NodeClass>> {
+        self.nodeclasses
+            .state()
+            .into_iter()
+            .find(|c| c.metadata.name.as_deref() == Some(name))
+    }
+
+    pub fn node_by_provider_id(&self, provider_id: &str) -> Option<Arc<Node>> {
+        self.nodes
+            .state()
+            .into_iter()
+            .find(|n| n.spec.as_ref().and_then(|s| s.provider_id.as_deref()) == Some(provider_id))
+    }
+
+    pub fn nodeclaim_by_provider_id(&self, provider_id: &str) -> Option<Arc<NodeClaim>> {
+        self.nodeclaims
+            .state()
+            .into_iter()
+            .find(|c| c.status.as_ref().and_then(|s| s.provider_id.as_deref()) == Some(provider_id))
+    }
+
+    /// Pods bound to `node` (any phase).
+    pub fn pods_on(&self, node: &str) -> Vec<Arc<Pod>> {
+        self.pods
+            .state()
+            .into_iter()
+            .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node))
+            .collect()
+    }
+}
+
+/// Starts a watcher that keeps a store and calls `on_event` for each event after the store saw it.
+fn reflect<K>(
+    api: Api<K>,
+    tasks: &mut Vec<JoinHandle<()>>,
+    on_event: impl Fn(&Event<K>) + Send + 'static,
+) -> Store<K>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer);
+    tasks.push(tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(e) => on_event(&e),
+                Err(e) => tracing::debug!("cluster cache watch: {e}"),
+            }
+        }
+    }));
+    reader
+}

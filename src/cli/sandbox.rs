@@ -73,7 +73,8 @@ async fn serve(args: &Args) -> CliResult {
         kubeconfig.display()
     );
 
-    let client = client_for(&kubeconfig).await?;
+    let kube_config = config_for(&kubeconfig).await?;
+    let client = Client::try_from(kube_config.clone())?;
     let metrics = Metrics::new();
     // After the CRDs (installed at start) and before anything is applied, so every object,
     // the demo's included, is admitted by capstan's webhooks.
@@ -108,7 +109,7 @@ async fn serve(args: &Args) -> CliResult {
             Duration::from_millis(args.boot_delay_ms),
         );
         let settings = Settings::new(&args.cluster_name);
-        match Controllers::start(client.clone(), cloud, settings, &metrics).await {
+        match Controllers::start(kube_config.clone(), cloud, settings, &metrics).await {
             Ok(c) => running = Some((c, kubelet)),
             Err(e) => {
                 kubelet.stop();
@@ -184,10 +185,9 @@ async fn report_progress(client: Client) {
     }
 }
 
-async fn client_for(kubeconfig: &std::path::Path) -> Result<Client, Box<dyn std::error::Error>> {
+async fn config_for(kubeconfig: &std::path::Path) -> Result<Config, Box<dyn std::error::Error>> {
     let kc = kube::config::Kubeconfig::read_from(kubeconfig)?;
-    let config = Config::from_custom_kubeconfig(kc, &Default::default()).await?;
-    Ok(Client::try_from(config)?)
+    Ok(Config::from_custom_kubeconfig(kc, &Default::default()).await?)
 }
 
 /// Server-side applies every document under `dir`, in file order, as `kubectl apply --server-side`

@@ -69,11 +69,22 @@ pub fn is_not_found(e: &kube::Error) -> bool {
 #[derive(Clone)]
 pub struct Context {
     pub client: Client,
+    /// The same API server without kube-rs's retry of 429s: an eviction a PodDisruptionBudget
+    /// refuses answers 429, and the drain decides itself when to try again.
+    pub eviction_client: Client,
     pub cloud: Arc<dyn CloudProvider>,
     pub state: state::ClusterState,
     pub settings: Settings,
     pub metrics: ControllerMetrics,
     pub events: events::Recorder,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("kube client: {0}")]
+    Client(#[from] kube::Error),
+    #[error(transparent)]
+    State(#[from] state::StateError),
 }
 
 /// The running controllers. Dropping this does not stop them; call [`Controllers::shutdown`].
@@ -85,15 +96,20 @@ pub struct Controllers {
 impl Controllers {
     /// Starts the reflectors, waits for their first lists, then every controller.
     pub async fn start(
-        client: Client,
+        config: kube::Config,
         cloud: Arc<dyn CloudProvider>,
         settings: Settings,
         metrics: &Metrics,
-    ) -> Result<Self, state::StateError> {
+    ) -> Result<Self, StartError> {
+        let client = Client::try_from(config.clone())?;
+        let mut no_retry = config;
+        no_retry.default_retry = false;
+        let eviction_client = Client::try_from(no_retry)?;
         let (state, mut tasks) = state::ClusterState::start(client.clone());
         state.wait_ready().await?;
         let ctx = Context {
             events: events::Recorder::new(client.clone()),
+            eviction_client,
             client,
             cloud,
             state: state.clone(),

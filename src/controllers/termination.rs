@@ -159,7 +159,7 @@ async fn reconcile(node: Arc<Node>, ctx: Arc<Context>) -> Result<Action, Error> 
     let plan = plan_drain(&ctx.state.pods_on(&name), forced);
     if !plan.is_done() {
         let mut blocked = Vec::new();
-        let pods_api = |ns: &str| Api::<Pod>::namespaced(ctx.client.clone(), ns);
+        let pods_api = |ns: &str| Api::<Pod>::namespaced(ctx.eviction_client.clone(), ns);
         for (ns, pod) in &plan.evict {
             match pods_api(ns).evict(pod, &EvictParams::default()).await {
                 Ok(_) => tracing::info!(node = %name, pod = %format!("{ns}/{pod}"), "evicted pod"),

@@ -15,12 +15,15 @@ pub struct Env {
     pub dir: tempfile::TempDir,
 }
 
-pub async fn client_from(path: &Path) -> Client {
+pub async fn config_from(path: &Path) -> kube::Config {
     let kubeconfig = Kubeconfig::read_from(path).expect("read kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+    kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
-        .expect("kube config");
-    Client::try_from(config).expect("client")
+        .expect("kube config")
+}
+
+pub async fn client_from(path: &Path) -> Client {
+    Client::try_from(config_from(path).await).expect("client")
 }
 
 /// A sandbox serving capstan's CRDs.

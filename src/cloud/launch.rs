@@ -80,7 +80,9 @@ pub fn launch_options(
                 .join("; ")
         )));
     }
-    let spot = options.iter().any(|o| o.capacity_type == CapacityType::Spot);
+    let spot = options
+        .iter()
+        .any(|o| o.capacity_type == CapacityType::Spot);
     options.retain(|o| {
         if spot {
             o.capacity_type == CapacityType::Spot
@@ -98,7 +100,12 @@ pub fn launch_options(
 }
 
 fn fits_requests(claim: &NodeClaim, allocatable: &Resources) -> bool {
-    let Some(requests) = claim.spec.resources.as_ref().and_then(|r| r.requests.as_ref()) else {
+    let Some(requests) = claim
+        .spec
+        .resources
+        .as_ref()
+        .and_then(|r| r.requests.as_ref())
+    else {
         return true;
     };
     match Resources::from_k8s(requests) {
@@ -133,7 +140,7 @@ mod tests {
     use super::*;
     use crate::apis::labels::INSTANCE_TYPE;
     use crate::apis::{EC2NodeClassSpec, NodeClaimSpec, NodeSelectorRequirementWithMinValues};
-    
+
     fn req(key: &str, values: &[&str]) -> NodeSelectorRequirementWithMinValues {
         NodeSelectorRequirementWithMinValues {
             key: key.into(),
@@ -163,7 +170,10 @@ mod tests {
 
     #[test]
     fn on_demand_by_default_cheapest_first() {
-        let c = claim(vec![req(INSTANCE_TYPE, &["m5.large", "c5.large", "m5.xlarge"])]);
+        let c = claim(vec![req(
+            INSTANCE_TYPE,
+            &["m5.large", "c5.large", "m5.xlarge"],
+        )]);
         let opts = launch_options(&c, &class(), &catalog(), SystemTime::now()).expect("options");
         assert!(
             opts.iter()
@@ -202,8 +212,7 @@ mod tests {
     #[test]
     fn nothing_compatible_is_an_error_that_names_the_requirements() {
         let c = claim(vec![req(INSTANCE_TYPE, &["no-such.type"])]);
-        let err = launch_options(&c, &class(), &catalog(), SystemTime::now())
-            .expect_err("no type");
+        let err = launch_options(&c, &class(), &catalog(), SystemTime::now()).expect_err("no type");
         assert!(err.to_string().contains("no-such.type"), "{err}");
     }
 

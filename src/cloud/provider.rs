@@ -61,7 +61,10 @@ pub enum InstanceState {
 impl InstanceState {
     /// Gone or going: nothing runs on it any more.
     pub fn is_terminating(self) -> bool {
-        matches!(self, InstanceState::ShuttingDown | InstanceState::Terminated)
+        matches!(
+            self,
+            InstanceState::ShuttingDown | InstanceState::Terminated
+        )
     }
 }
 

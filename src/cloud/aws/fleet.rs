@@ -127,6 +127,38 @@ pub fn build_overrides(
     out
 }
 
+/// The CreateFleet idempotency token: the claim's uid plus a hash of what is asked. A retry of
+/// the same request (a timeout, a restart) returns the first one's fleet; a relaunch after
+/// insufficient capacity asks for other overrides and so needs another token (EC2 answers
+/// IdempotentParameterMismatch for a reused token with different parameters). At most 64
+/// characters, as EC2 allows.
+pub fn client_token(
+    uid: Option<&str>,
+    configs: &[TemplateOverrides],
+    capacity_type: CapacityType,
+) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let uid = uid.filter(|u| !u.is_empty())?;
+    let mut h = Sha256::new();
+    h.update(capacity_type.as_str());
+    for c in configs {
+        h.update(b"\0");
+        h.update(&c.template_id);
+        for o in &c.overrides {
+            h.update(b"\0");
+            h.update(&o.instance_type);
+            h.update(b"/");
+            h.update(&o.subnet_id);
+        }
+    }
+    let hex: String = h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let uid: String = uid.chars().take(64 - 1 - hex.len()).collect();
+    Some(format!("{uid}-{hex}"))
+}
+
 /// What CreateFleet did.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct FleetOutcome {
@@ -371,6 +403,53 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert_eq!(out[1].template_id, "lt-arm");
         assert_eq!(out[1].overrides[0].instance_type, "m6g.large");
+    }
+
+    #[test]
+    fn client_token_follows_the_request() {
+        let cfg = |types: &[&str]| {
+            vec![TemplateOverrides {
+                template_id: "lt-1".into(),
+                overrides: types
+                    .iter()
+                    .map(|t| Override {
+                        instance_type: t.to_string(),
+                        subnet_id: "subnet-a".into(),
+                        zone: "us-west-2a".into(),
+                    })
+                    .collect(),
+            }]
+        };
+        let uid = "6f1c2a8e-0000-4000-8000-000000000001";
+        let od = CapacityType::OnDemand;
+        let a = client_token(Some(uid), &cfg(&["c5.large", "m5.large"]), od).expect("token");
+        assert_eq!(
+            a,
+            client_token(Some(uid), &cfg(&["c5.large", "m5.large"]), od).expect("token")
+        );
+        assert!(a.starts_with(uid) && a.len() <= 64, "{a}");
+        // After c5.large ran out, the relaunch is another request.
+        assert_ne!(
+            a,
+            client_token(Some(uid), &cfg(&["m5.large"]), od).expect("token")
+        );
+        assert_ne!(
+            a,
+            client_token(
+                Some(uid),
+                &cfg(&["c5.large", "m5.large"]),
+                CapacityType::Spot
+            )
+            .expect("token")
+        );
+        assert_eq!(client_token(None, &cfg(&["c5.large"]), od), None);
+        let long = "x".repeat(100);
+        assert_eq!(
+            client_token(Some(&long), &cfg(&["c5.large"]), od)
+                .expect("token")
+                .len(),
+            64
+        );
     }
 
     #[test]

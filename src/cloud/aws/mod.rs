@@ -239,14 +239,8 @@ impl AwsProvider {
             ));
         }
         let tags = fleet::instance_tags(self.cluster(), claim, class);
-        let out = fleet::create_fleet(
-            &self.client,
-            &configs,
-            capacity_type,
-            claim.metadata.uid.clone(),
-            &tags,
-        )
-        .await?;
+        let token = fleet::client_token(claim.metadata.uid.as_deref(), &configs, capacity_type);
+        let out = fleet::create_fleet(&self.client, &configs, capacity_type, token, &tags).await?;
         let subnet_zones: HashMap<String, String> = status
             .subnets
             .iter()

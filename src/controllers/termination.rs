@@ -282,7 +282,7 @@ async fn taint_disrupted(nodes: &Api<Node>, node: &Node) -> Result<(), kube::Err
 
 fn deleted_at(node: &Node) -> Option<SystemTime> {
     let t = node.metadata.deletion_timestamp.as_ref()?;
-    SystemTime::try_from(t.0).ok()
+    Some(SystemTime::from(t.0))
 }
 
 fn error_policy(node: Arc<Node>, error: &Error, _ctx: Arc<Context>) -> Action {

@@ -208,7 +208,7 @@ pub fn not_initialized(claim: &NodeClaim, node: &Node) -> Option<String> {
         .and_then(|r| r.requests.as_ref());
     for (res, q) in requests.into_iter().flatten() {
         let extended = res.contains('/') && q.0 != "0";
-        if extended && !allocatable.is_some_and(|a| a.get(res).is_some_and(|v| v.0 != "0")) {
+        if extended && allocatable.is_none_or(|a| a.get(res).is_none_or(|v| v.0 == "0")) {
             return Some(format!("extended resource {res} not registered"));
         }
     }
@@ -218,6 +218,6 @@ pub fn not_initialized(claim: &NodeClaim, node: &Node) -> Option<String> {
 /// How long ago an RFC 3339 time was.
 fn age(rfc3339: &str) -> Option<Duration> {
     let t: k8s_openapi::jiff::Timestamp = rfc3339.parse().ok()?;
-    let then = SystemTime::try_from(t).ok()?;
+    let then = SystemTime::from(t);
     SystemTime::now().duration_since(then).ok()
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Node, Pod, PodSpec};
+use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::apis::labels::{DISRUPTED_TAINT_KEY, NODEPOOL, UNREGISTERED_TAINT_KEY, ZONE};
@@ -310,7 +310,7 @@ fn template_pod(ds: &DaemonSet) -> Pod {
             labels: meta.labels,
             ..Default::default()
         },
-        spec: Some(template.spec.unwrap_or_else(PodSpec::default)),
+        spec: Some(template.spec.unwrap_or_default()),
         status: None,
     }
 }

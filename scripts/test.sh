@@ -36,5 +36,8 @@ scripts/validate-manifests.sh
 step "end-to-end: the CLI as a user runs it"
 CAPSTAN_BIN="${CARGO_TARGET_DIR:-target}/debug/capstan" e2e/cli.sh
 
+step "end-to-end: capstan sandbox with kubectl (provisioning, drain, bench)"
+CAPSTAN_BIN="${CARGO_TARGET_DIR:-target}/debug/capstan" e2e/sandbox.sh
+
 echo
 echo "all checks passed in $(( $(date +%s) - start ))s (cargo: ${passed} passed, ${failed} failed)"

@@ -303,6 +303,7 @@ async fn a_deployment_gets_nodes_and_every_pod_runs_then_deleted_claims_leave_no
         "karpenter_cloudprovider_duration_seconds_count{provider=\"sim\",method=\"Create\"}",
         "karpenter_nodepools_usage{nodepool=\"default\",resource_type=\"cpu\"}",
         "karpenter_nodepools_limit{nodepool=\"default\",resource_type=\"cpu\"} 1000",
+        "karpenter_pods_startup_duration_seconds_count 30",
     ] {
         assert!(text.contains(family), "{family} missing from:\n{text}");
     }

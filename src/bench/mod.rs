@@ -2,4 +2,5 @@
 //! Criterion micro-benchmarks of pure logic live in benches/; these are load tests that need a
 //! server, sockets and wall-clock time, so they are commands rather than tests.
 
+pub mod provisioning;
 pub mod webhooks;

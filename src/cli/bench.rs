@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::CliResult;
+use crate::bench::provisioning;
 use crate::bench::webhooks::{self, Options, Report};
 
 #[derive(clap::Subcommand)]
@@ -13,6 +14,24 @@ pub enum Command {
     /// due time. Exits non-zero only when requests fail; the latency goal is reported, not
     /// enforced.
     Webhooks(WebhooksArgs),
+    /// Pending-pod → NodeClaim-created latency, as a client of a running capstan (start
+    /// `capstan sandbox` first): bursts of pods only the bench's own NodePool can host; one
+    /// sample per burst, from its last pod to its first NodeClaim. Goal: p50 ≤ 1.1 s with the
+    /// default 1 s idle batch.
+    Provisioning(ProvisioningArgs),
+}
+
+#[derive(clap::Args)]
+pub struct ProvisioningArgs {
+    /// The API server to use (default: KUBECONFIG, then ~/.kube/config).
+    #[arg(long)]
+    pub kubeconfig: Option<std::path::PathBuf>,
+    #[arg(long, default_value_t = 10)]
+    pub bursts: usize,
+    #[arg(long, default_value_t = 20)]
+    pub pods: usize,
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Output,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -39,7 +58,58 @@ pub struct WebhooksArgs {
 pub fn run(command: &Command) -> CliResult {
     match command {
         Command::Webhooks(args) => run_webhooks(args),
+        Command::Provisioning(args) => run_provisioning(args),
     }
+}
+
+fn run_provisioning(args: &ProvisioningArgs) -> CliResult {
+    if args.bursts == 0 || args.pods == 0 {
+        return Err("--bursts and --pods must be at least 1".into());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(async {
+        let config = match &args.kubeconfig {
+            Some(path) => {
+                let kc = kube::config::Kubeconfig::read_from(path)?;
+                kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?
+            }
+            None => kube::Config::infer().await?,
+        };
+        let client = kube::Client::try_from(config)?;
+        let opts = provisioning::Options {
+            bursts: args.bursts,
+            pods_per_burst: args.pods,
+            timeout: Duration::from_secs(30),
+        };
+        Ok::<_, Box<dyn std::error::Error>>(provisioning::run(client, &opts).await?)
+    })?;
+    match args.output {
+        Output::Table => {
+            println!(
+                "pending pod -> NodeClaim created, {} bursts of {} pods (from each burst's last pod)",
+                report.bursts, report.pods_per_burst
+            );
+            println!("p50       {:.3} s", report.p50_s);
+            println!("p90       {:.3} s", report.p90_s);
+            println!("max       {:.3} s", report.max_s);
+            println!("timeouts  {}", report.timeouts);
+            println!(
+                "goal p50 <= 1.1 s: {}",
+                if report.p50_s <= 1.1 {
+                    "met"
+                } else {
+                    "NOT met"
+                }
+            );
+        }
+        Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+    }
+    if report.timeouts > 0 {
+        return Err(format!("{} bursts got no NodeClaim within 30 s", report.timeouts).into());
+    }
+    Ok(())
 }
 
 fn run_webhooks(args: &WebhooksArgs) -> CliResult {

@@ -105,7 +105,8 @@ impl Controllers {
         let mut no_retry = config;
         no_retry.default_retry = false;
         let eviction_client = Client::try_from(no_retry)?;
-        let (state, mut tasks) = state::ClusterState::start(client.clone());
+        let (state, mut tasks) =
+            state::ClusterState::start(client.clone(), metrics.controllers.clone());
         state.wait_ready().await?;
         let ctx = Context {
             events: events::Recorder::new(client.clone()),

@@ -3,8 +3,9 @@
 //! decision reads memory instead of listing. Pod and NodeClaim changes that may need new
 //! capacity wake the provisioner.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -18,6 +19,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::apis::{EC2NodeClass, NodeClaim, NodePool};
+use crate::metrics::ControllerMetrics;
 
 use super::provisioning::pending::is_provisionable;
 
@@ -48,15 +50,19 @@ pub struct ClusterState {
 }
 
 impl ClusterState {
-    pub fn start(client: Client) -> (Self, Vec<JoinHandle<()>>) {
+    pub fn start(client: Client, metrics: ControllerMetrics) -> (Self, Vec<JoinHandle<()>>) {
         let provision = Arc::new(Notify::new());
         let mut tasks = Vec::new();
         let wake = provision.clone();
+        let mut startup = StartupClock::default();
         let pods = reflect(Api::<Pod>::all(client.clone()), &mut tasks, move |e| {
             if let Event::Apply(p) | Event::InitApply(p) = e
                 && is_provisionable(p)
             {
                 wake.notify_one();
+            }
+            if let Some(took) = startup.observe(e) {
+                metrics.pods_startup_duration.observe(took.as_secs_f64());
             }
         });
         let nodes = reflect(Api::<Node>::all(client.clone()), &mut tasks, |_| {});
@@ -147,11 +153,51 @@ impl ClusterState {
     }
 }
 
+/// `karpenter_pods_startup_duration_seconds`: from a pod's creation to the first time it is seen
+/// Running. Pods already running when the watch starts are not counted (their start is unknown).
+#[derive(Default)]
+struct StartupClock {
+    counted: BTreeSet<String>,
+}
+
+impl StartupClock {
+    fn observe(&mut self, event: &Event<Pod>) -> Option<Duration> {
+        match event {
+            Event::Apply(p) => {
+                let running = p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+                let uid = p.metadata.uid.clone()?;
+                if !running || self.counted.contains(&uid) {
+                    return None;
+                }
+                self.counted.insert(uid);
+                let created = p.metadata.creation_timestamp.as_ref()?;
+                SystemTime::now()
+                    .duration_since(SystemTime::from(created.0))
+                    .ok()
+            }
+            Event::InitApply(p) => {
+                // Known before we watched: never counted.
+                if let Some(uid) = p.metadata.uid.clone() {
+                    self.counted.insert(uid);
+                }
+                None
+            }
+            Event::Delete(p) => {
+                if let Some(uid) = &p.metadata.uid {
+                    self.counted.remove(uid);
+                }
+                None
+            }
+            Event::Init | Event::InitDone => None,
+        }
+    }
+}
+
 /// Starts a watcher that keeps a store and calls `on_event` for each event after the store saw it.
 fn reflect<K>(
     api: Api<K>,
     tasks: &mut Vec<JoinHandle<()>>,
-    on_event: impl Fn(&Event<K>) + Send + 'static,
+    mut on_event: impl FnMut(&Event<K>) + Send + 'static,
 ) -> Store<K>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,

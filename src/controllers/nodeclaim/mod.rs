@@ -59,18 +59,26 @@ pub async fn run(ctx: Context) {
 
 async fn reconcile(claim: Arc<NodeClaim>, ctx: Arc<Context>) -> Result<Action, Error> {
     let api: Api<NodeClaim> = Api::all(ctx.client.clone());
-    finalizer(&api, TERMINATION_FINALIZER, claim, |event| async {
+    let result = finalizer(&api, TERMINATION_FINALIZER, claim, |event| async {
         match event {
             Finalizer::Apply(c) => lifecycle(&c, &ctx).await,
             Finalizer::Cleanup(c) => finalize::cleanup(&c, &ctx).await,
         }
     })
-    .await
-    .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e)
-        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(Box::new(other)),
-    })
+    .await;
+    use kube::runtime::finalizer::Error as F;
+    match result {
+        Ok(action) => Ok(action),
+        Err(F::ApplyFailed(e) | F::CleanupFailed(e)) => match e {
+            // Deleted while we worked on it: nothing left to do.
+            Error::Kube(k) if super::is_not_found(&k) => Ok(Action::await_change()),
+            other => Err(other),
+        },
+        Err(F::AddFinalizer(k) | F::RemoveFinalizer(k)) if super::is_not_found(&k) => {
+            Ok(Action::await_change())
+        }
+        Err(other) => Err(Error::Finalizer(Box::new(other))),
+    }
 }
 
 async fn lifecycle(claim: &NodeClaim, ctx: &Context) -> Result<Action, Error> {

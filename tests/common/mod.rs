@@ -2,6 +2,8 @@
 //! its kubeconfig in a temp dir, and a kube-rs client built from that kubeconfig.
 #![allow(dead_code)]
 
+pub mod moto;
+
 use std::path::Path;
 use std::time::Duration;
 

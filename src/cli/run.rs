@@ -1,13 +1,22 @@
-//! `capstan run`: the in-cluster entry point. Today it serves the admission webhooks, fed by
-//! the watches of RequestPolicies and Namespaces; the controllers join in later issues.
+//! `capstan run`: the in-cluster entry point. Every replica serves the admission webhooks, fed by
+//! the watches of RequestPolicies and Namespaces; with a cluster name set, the replica holding
+//! the leader Lease also runs the controllers on the AWS provider (stopped at once if it loses
+//! the Lease, restarted if it wins it back).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use tracing_subscriber::EnvFilter;
 
+use std::sync::Arc;
+
 use super::CliResult;
+use crate::apis::common::parse_duration;
+use crate::cloud::aws::{AwsProvider, AwsSettings};
 use crate::controllers::webhook_cache::CacheWatcher;
+use crate::controllers::{Controllers, Settings};
+use crate::leader::{Election, ElectionConfig};
+use crate::metrics::Metrics;
 use crate::webhook::cache::WebhookCache;
 use crate::webhook::server::{self, ServerConfig};
 
@@ -26,6 +35,44 @@ pub struct Args {
     /// The namespace capstan runs in; its own pods are never defaulted.
     #[arg(long, env = "SYSTEM_NAMESPACE", default_value = "capstan")]
     pub namespace: String,
+    /// The EKS cluster's name: tags instances as `kubernetes.io/cluster/<name>`. Without it only
+    /// the webhooks run.
+    #[arg(long, env = "CLUSTER_NAME")]
+    pub cluster_name: Option<String>,
+    /// The AWS region of the cluster.
+    #[arg(long, env = "AWS_REGION")]
+    pub region: Option<String>,
+    /// Another EC2 endpoint (a VPC endpoint, or moto in tests).
+    #[arg(long, env = "AWS_ENDPOINT_URL_EC2")]
+    pub ec2_endpoint: Option<String>,
+    /// Batch window: closes after this long without a new pending pod.
+    #[arg(long, env = "BATCH_IDLE_DURATION", default_value = "1s")]
+    pub batch_idle_duration: String,
+    /// Batch window: closes after this long in all.
+    #[arg(long, env = "BATCH_MAX_DURATION", default_value = "10s")]
+    pub batch_max_duration: String,
+    /// This replica's name in the leader Lease.
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
+}
+
+/// Controller settings from the flags, with a clear error for a bad duration.
+fn controller_settings(args: &Args, cluster: &str) -> Result<Settings, String> {
+    let mut s = Settings::new(cluster);
+    let parse = |flag: &str, v: &str| {
+        parse_duration(v)
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| format!("{flag} {v:?}: expected a duration such as 1s or 500ms"))
+    };
+    s.batch_idle = parse("BATCH_IDLE_DURATION", &args.batch_idle_duration)?;
+    s.batch_max = parse("BATCH_MAX_DURATION", &args.batch_max_duration)?;
+    if s.batch_max < s.batch_idle {
+        return Err(format!(
+            "BATCH_MAX_DURATION {} is shorter than BATCH_IDLE_DURATION {}",
+            args.batch_max_duration, args.batch_idle_duration
+        ));
+    }
+    Ok(s)
 }
 
 pub fn run(args: &Args) -> CliResult {
@@ -55,7 +102,7 @@ async fn serve(args: &Args) -> CliResult {
     // In a pod: the service account; elsewhere: KUBECONFIG / ~/.kube/config.
     let client = kube::Client::try_default().await?;
     let cache = WebhookCache::new();
-    let watcher = CacheWatcher::spawn(client, cache.clone());
+    let watcher = CacheWatcher::spawn(client.clone(), cache.clone());
 
     let mut config = ServerConfig::new(&args.cert_dir);
     config.https_addr = SocketAddr::from(([0, 0, 0, 0], args.webhook_port));
@@ -64,6 +111,7 @@ async fn serve(args: &Args) -> CliResult {
     // Not ready before the cache has its first lists: pods admitted earlier would miss their
     // RequestPolicy defaults, so the Service sends reviews to ready replicas only.
     config.ready_at_start = false;
+    let config_metrics = config.metrics.clone();
     let server = match server::start(config, cache).await {
         Ok(s) => s,
         Err(e) => {
@@ -72,6 +120,59 @@ async fn serve(args: &Args) -> CliResult {
         }
     };
     tracing::info!(webhooks = %server.https_addr, health = %server.health_addr, "capstan serving");
+
+    let leading = match (&args.cluster_name, &args.region) {
+        (Some(cluster), Some(region)) => {
+            let settings = match controller_settings(args, cluster) {
+                Ok(s) => s,
+                Err(e) => {
+                    server.shutdown().await;
+                    watcher.shutdown().await;
+                    return Err(e.into());
+                }
+            };
+            let cloud = Arc::new(
+                AwsProvider::new(AwsSettings {
+                    region: region.clone(),
+                    endpoint_url: args.ec2_endpoint.clone(),
+                    cluster_name: cluster.clone(),
+                    credentials: None,
+                    zones: None,
+                })
+                .await,
+            );
+            if let Err(e) = cloud.refresh_catalog().await {
+                tracing::warn!(
+                    "instance offerings and spot prices not refreshed, using the embedded catalog: {e}"
+                );
+            }
+            let identity = args
+                .pod_name
+                .clone()
+                .unwrap_or_else(|| format!("capstan-{}", std::process::id()));
+            let election = Election::start(
+                client.clone(),
+                ElectionConfig::new(&args.namespace, &identity),
+            );
+            let task = tokio::spawn(lead(
+                kube::Config::infer().await?,
+                cloud,
+                settings,
+                config_metrics,
+                election.is_leader.clone(),
+            ));
+            Some((task, election))
+        }
+        (None, _) => {
+            tracing::info!("CLUSTER_NAME not set: serving webhooks only, no controllers");
+            None
+        }
+        (Some(_), None) => {
+            server.shutdown().await;
+            watcher.shutdown().await;
+            return Err("CLUSTER_NAME is set but AWS_REGION is not: the controllers need the cluster's region".into());
+        }
+    };
 
     let signal = tokio::select! {
         s = shutdown_signal() => s?,
@@ -85,10 +186,50 @@ async fn serve(args: &Args) -> CliResult {
         signal,
         "shutting down: no new connections, finishing in-flight reviews"
     );
+    if let Some((task, election)) = leading {
+        // Controllers stop first (dropping them aborts their tasks), then the Lease is released
+        // so that a standby takes over at once.
+        task.abort();
+        let _ = task.await;
+        election.shutdown().await;
+    }
     server.shutdown().await;
     watcher.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Runs the controllers while this replica holds the Lease; stops them the moment it does not.
+async fn lead(
+    config: kube::Config,
+    cloud: Arc<AwsProvider>,
+    settings: Settings,
+    metrics: Metrics,
+    mut is_leader: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        if is_leader.wait_for(|l| *l).await.is_err() {
+            return;
+        }
+        let controllers =
+            match Controllers::start(config.clone(), cloud.clone(), settings.clone(), &metrics)
+                .await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!("starting the controllers: {e}");
+                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    continue;
+                }
+            };
+        tracing::info!("leader: controllers running");
+        if is_leader.wait_for(|l| !*l).await.is_err() {
+            controllers.shutdown();
+            return;
+        }
+        controllers.shutdown();
+        tracing::warn!("no longer leader: controllers stopped");
+    }
 }
 
 /// SIGTERM (the kubelet stopping the pod) or Ctrl-C; returns which.

@@ -87,7 +87,7 @@ pub enum StartError {
     State(#[from] state::StateError),
 }
 
-/// The running controllers. Dropping this does not stop them; call [`Controllers::shutdown`].
+/// The running controllers; dropping them (or [`Controllers::shutdown`]) stops them at once.
 pub struct Controllers {
     tasks: Vec<JoinHandle<()>>,
     pub state: state::ClusterState,
@@ -127,7 +127,13 @@ impl Controllers {
     }
 
     pub fn shutdown(self) {
-        for t in self.tasks {
+        drop(self);
+    }
+}
+
+impl Drop for Controllers {
+    fn drop(&mut self) {
+        for t in &self.tasks {
             t.abort();
         }
     }

@@ -34,7 +34,7 @@ impl ElectionConfig {
     pub fn new(namespace: &str, identity: &str) -> Self {
         ElectionConfig {
             namespace: namespace.to_string(),
-            lease_name: "karpenter-leader-election".to_string(),
+            lease_name: "capstan-leader-election".to_string(),
             identity: identity.to_string(),
             lease_duration: Duration::from_secs(15),
             renew_deadline: Duration::from_secs(10),

@@ -30,6 +30,7 @@ struct Cluster {
     kubelet: Option<SimKubelet>,
     controllers: Option<Controllers>,
     metrics: Metrics,
+    registration_ttl: Duration,
 }
 
 impl Cluster {
@@ -40,19 +41,21 @@ impl Cluster {
     }
 
     async fn without_controllers() -> Cluster {
+        Cluster::booting_in(Duration::from_millis(100)).await
+    }
+
+    /// Instances whose Nodes register `boot` after launch.
+    async fn booting_in(boot: Duration) -> Cluster {
         let env = common::start().await;
         let cloud = Arc::new(SimProvider::new(SimSettings::new("us-east-1", "test")));
-        let kubelet = SimKubelet::spawn(
-            env.client.clone(),
-            cloud.clone(),
-            Duration::from_millis(100),
-        );
+        let kubelet = SimKubelet::spawn(env.client.clone(), cloud.clone(), boot);
         Cluster {
             env,
             cloud,
             kubelet: Some(kubelet),
             controllers: None,
             metrics: Metrics::new(),
+            registration_ttl: Duration::from_secs(60),
         }
     }
 
@@ -62,6 +65,7 @@ impl Cluster {
         settings.batch_max = Duration::from_secs(2);
         settings.gc_grace = Duration::from_secs(1);
         settings.resync = Duration::from_millis(300);
+        settings.registration_ttl = self.registration_ttl;
         let config = common::config_from(self.env.sandbox.kubeconfig_path()).await;
         let controllers = Controllers::start(config, self.cloud.clone(), settings, &self.metrics)
             .await
@@ -550,5 +554,72 @@ async fn a_restart_between_launch_and_status_write_launches_no_duplicate_and_orp
             .count(),
         1
     );
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn a_pod_that_fits_no_nodepool_gets_an_event_saying_why() {
+    let cluster = Cluster::start().await;
+    let client = cluster.client();
+    apply_pool(&client, generic_requirements()).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pod: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "gpu-job", "namespace": "default"},
+        "spec": {"nodeSelector": {"accelerator": "h100"},
+                 "containers": [{"name": "c", "image": "pause",
+                    "resources": {"requests": {"cpu": "1"}}}]}
+    }))
+    .expect("pod");
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .expect("create pod");
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(client.clone(), "default");
+    wait_for(
+        15,
+        "FailedScheduling naming the NodePool and the reason",
+        || async {
+            events.list(&ListParams::default()).await.is_ok_and(|l| {
+                l.items.iter().any(|e| {
+                    e.reason.as_deref() == Some("FailedScheduling")
+                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("gpu-job")
+                        && e.note.as_deref().is_some_and(|n| {
+                            n.contains("incompatible with nodepools: default:")
+                                && n.contains("accelerator")
+                        })
+                })
+            })
+        },
+    )
+    .await;
+    assert!(claims(&client).await.is_empty(), "nothing launched for it");
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn a_node_that_never_registers_is_given_up_after_the_registration_ttl() {
+    // Nodes would take an hour to join; the TTL is 1 s.
+    let mut cluster = Cluster::booting_in(Duration::from_secs(3600)).await;
+    cluster.registration_ttl = Duration::from_secs(1);
+    cluster.start_controllers().await;
+    let client = cluster.client();
+    apply_pool(&client, generic_requirements()).await;
+    deploy(&client, "stuck", 1, "500m", "512Mi").await;
+    wait_for(
+        20,
+        "a launched claim deleted and its instance terminated",
+        || async {
+            let names: Vec<String> = claims(&client)
+                .await
+                .iter()
+                .filter_map(|c| c.metadata.name.clone())
+                .collect();
+            cluster.cloud.all_instances().iter().any(|i| {
+                i.state == InstanceState::Terminated
+                    && i.nodeclaim().is_some_and(|n| !names.iter().any(|c| c == n))
+            })
+        },
+    )
+    .await;
     cluster.stop().await;
 }

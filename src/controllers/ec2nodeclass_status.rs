@@ -57,7 +57,13 @@ async fn resolve_all(ctx: &Context) {
             continue;
         }
         status.conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
-        if let Err(e) = api
+        let ready = |s: &crate::apis::EC2NodeClassStatus| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.is_true())
+        };
+        let became_ready = ready(&status) && !ready(&current);
+        match api
             .patch_status(
                 &name,
                 &PatchParams::default(),
@@ -65,7 +71,10 @@ async fn resolve_all(ctx: &Context) {
             )
             .await
         {
-            tracing::warn!(ec2nodeclass = %name, "writing status: {e}");
+            // Pods may have been waiting for this class's NodePools.
+            Ok(_) if became_ready => ctx.state.provision.notify_one(),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(ec2nodeclass = %name, "writing status: {e}"),
         }
     }
 }

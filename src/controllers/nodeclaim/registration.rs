@@ -221,3 +221,60 @@ fn age(rfc3339: &str) -> Option<Duration> {
     let then = SystemTime::from(t);
     SystemTime::now().duration_since(then).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(startup: bool, gpu: bool) -> NodeClaim {
+        let mut spec = json!({"nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "d"},
+                              "requirements": []});
+        if startup {
+            spec["startupTaints"] =
+                json!([{"key": "cilium/agent-not-ready", "effect": "NoExecute"}]);
+        }
+        if gpu {
+            spec["resources"] = json!({"requests": {"cpu": "1", "nvidia.com/gpu": "1"}});
+        }
+        serde_json::from_value(json!({"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
+            "metadata": {"name": "c"}, "spec": spec}))
+        .expect("claim")
+    }
+
+    fn node(ready: bool, taint: bool, gpus: Option<&str>) -> Node {
+        let mut n = json!({"metadata": {"name": "n"}, "spec": {}, "status": {
+            "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
+            "allocatable": {"cpu": "2"}}});
+        if taint {
+            n["spec"]["taints"] = json!([{"key": "cilium/agent-not-ready", "effect": "NoExecute"}]);
+        }
+        if let Some(g) = gpus {
+            n["status"]["allocatable"]["nvidia.com/gpu"] = json!(g);
+        }
+        serde_json::from_value(n).expect("node")
+    }
+
+    #[test]
+    fn initialized_when_ready_startup_taints_gone_and_extended_resources_registered() {
+        assert!(
+            not_initialized(&claim(false, false), &node(false, false, None))
+                .is_some_and(|w| w.contains("not Ready"))
+        );
+        assert!(
+            not_initialized(&claim(true, false), &node(true, true, None))
+                .is_some_and(|w| w.contains("startup taint cilium/agent-not-ready"))
+        );
+        assert_eq!(
+            not_initialized(&claim(true, false), &node(true, false, None)),
+            None
+        );
+        assert!(
+            not_initialized(&claim(false, true), &node(true, false, Some("0")))
+                .is_some_and(|w| w.contains("nvidia.com/gpu"))
+        );
+        assert_eq!(
+            not_initialized(&claim(false, true), &node(true, false, Some("1"))),
+            None
+        );
+    }
+}

@@ -141,10 +141,25 @@ pub fn prepare(snap: &Snapshot, catalog: &Catalog, now: SystemTime) -> Prepared 
         existing.push(in_flight(claim, &daemonsets));
     }
 
+    // A NodePool launches only once its EC2NodeClass has resolved (Ready), as Karpenter's do.
     let pools: Vec<NodePool> = snap
         .nodepools
         .iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| {
+            let class = &p.spec.template.spec.node_class_ref.name;
+            let ready = snap.nodeclasses.iter().any(|c| {
+                c.metadata.name.as_deref() == Some(class.as_str())
+                    && c.condition("Ready").is_some_and(|r| r.is_true())
+            });
+            if !ready {
+                warnings.push(format!(
+                    "NodePool {}: EC2NodeClass {class} is not ready; not launching from it",
+                    p.metadata.name.as_deref().unwrap_or("")
+                ));
+            }
+            ready
+        })
         .map(|p| (**p).clone())
         .collect();
     let classes: Vec<EC2NodeClass> = snap.nodeclasses.iter().map(|c| (**c).clone()).collect();

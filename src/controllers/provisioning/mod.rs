@@ -50,11 +50,11 @@ pub async fn provision(ctx: &Context) -> Result<Vec<String>, kube::Error> {
     };
     let catalog = ctx.cloud.catalog();
     let prepared = inputs::prepare(&snap, &catalog, SystemTime::now());
-    for w in &prepared.warnings {
-        tracing::warn!("provisioning: {w}");
-    }
     if prepared.input.pods.is_empty() {
         return Ok(Vec::new());
+    }
+    for w in &prepared.warnings {
+        tracing::warn!("provisioning: {w}");
     }
     let started = Instant::now();
     let outcome = schedule(&prepared.input);

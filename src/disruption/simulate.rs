@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use crate::scheduling::pod::PodKey;
+use crate::scheduling::resources::Resources;
 use crate::scheduling::scheduler::{Input, PlannedClaim, schedule};
 
 use super::candidates::Candidate;
@@ -38,7 +39,7 @@ pub fn simulate(view: &ClusterView, remove: &[&Candidate]) -> Simulated {
         .collect();
     let sim = &view.simulation;
     // Pending pods take part so that consolidation does not count room they are waiting for.
-    let input = Input {
+    let mut input = Input {
         pods: sim
             .pods
             .iter()
@@ -54,6 +55,21 @@ pub fn simulate(view: &ClusterView, remove: &[&Candidate]) -> Simulated {
             .collect(),
         pools: sim.pools.clone(),
     };
+    // The removed claims' capacity no longer counts against their pools' limits, so a pool at
+    // its limit can still replace a node with a smaller one.
+    for c in remove {
+        let capacity = c
+            .claim
+            .status
+            .as_ref()
+            .and_then(|s| s.capacity.as_ref())
+            .and_then(|q| Resources::from_k8s(q).ok());
+        if let Some(cap) = capacity
+            && let Some(pool) = input.pools.iter_mut().find(|p| p.name == c.pool_name())
+        {
+            pool.in_use = (&pool.in_use - &cap).clamp_non_negative();
+        }
+    }
     let out = schedule(&input);
     let unscheduled = out
         .unschedulable

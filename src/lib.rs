@@ -8,6 +8,7 @@ pub mod cli;
 pub mod cloud;
 pub mod controllers;
 pub mod convert;
+pub mod disruption;
 pub mod leader;
 pub mod local_webhooks;
 pub mod manifest;

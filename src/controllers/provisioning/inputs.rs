@@ -66,6 +66,69 @@ pub fn prepare(snap: &Snapshot, catalog: &Catalog, now: SystemTime) -> Prepared 
         })
         .collect();
 
+    let existing = existing_nodes(snap, &daemonsets);
+
+    // A NodePool launches only once its EC2NodeClass has resolved (Ready), as Karpenter's do.
+    let pools: Vec<NodePool> = snap
+        .nodepools
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| {
+            let class = &p.spec.template.spec.node_class_ref.name;
+            let ready = snap.nodeclasses.iter().any(|c| {
+                c.metadata.name.as_deref() == Some(class.as_str())
+                    && c.condition("Ready").is_some_and(|r| r.is_true())
+            });
+            if !ready {
+                warnings.push(format!(
+                    "NodePool {}: EC2NodeClass {class} is not ready; not launching from it",
+                    p.metadata.name.as_deref().unwrap_or("")
+                ));
+            }
+            ready
+        })
+        .map(|p| (**p).clone())
+        .collect();
+    let classes: Vec<EC2NodeClass> = snap.nodeclasses.iter().map(|c| (**c).clone()).collect();
+    let pools = match pool_templates(&pools, &classes, catalog, now) {
+        Ok((mut templates, w)) => {
+            warnings.extend(w);
+            for t in &mut templates {
+                t.in_use = in_use(&t.name, &snap.nodeclaims);
+                let class = pools
+                    .iter()
+                    .find(|p| p.metadata.name.as_deref() == Some(t.name.as_str()))
+                    .and_then(|p| {
+                        let name = &p.spec.template.spec.node_class_ref.name;
+                        classes
+                            .iter()
+                            .find(|c| c.metadata.name.as_deref() == Some(name.as_str()))
+                    });
+                restrict_to_subnet_zones(&mut t.requirements, class);
+            }
+            templates
+        }
+        Err(e) => {
+            warnings.push(e);
+            Vec::new()
+        }
+    };
+    Prepared {
+        input: Input {
+            pods,
+            daemonsets,
+            existing,
+            pools,
+        },
+        pending,
+        warnings,
+    }
+}
+
+/// The nodes pods may land on, with the room they have left: Nodes that are not going away
+/// (not deleting, cordoned or tainted `karpenter.sh/disrupted`), then NodeClaims whose Node has
+/// not joined yet. Shared with disruption, which removes candidates from it to simulate.
+pub fn existing_nodes(snap: &Snapshot, daemonsets: &[PodInfo]) -> Vec<ExistingNode> {
     let mut bound: BTreeMap<&str, Vec<&Pod>> = BTreeMap::new();
     for p in &snap.pods {
         if let Some(node) = p.spec.as_ref().and_then(|s| s.node_name.as_deref())
@@ -138,64 +201,10 @@ pub fn prepare(snap: &Snapshot, catalog: &Catalog, now: SystemTime) -> Prepared 
         if provider_id.is_some_and(|id| with_node.contains(id)) {
             continue;
         }
-        existing.push(in_flight(claim, &daemonsets));
+        existing.push(in_flight(claim, daemonsets));
     }
 
-    // A NodePool launches only once its EC2NodeClass has resolved (Ready), as Karpenter's do.
-    let pools: Vec<NodePool> = snap
-        .nodepools
-        .iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .filter(|p| {
-            let class = &p.spec.template.spec.node_class_ref.name;
-            let ready = snap.nodeclasses.iter().any(|c| {
-                c.metadata.name.as_deref() == Some(class.as_str())
-                    && c.condition("Ready").is_some_and(|r| r.is_true())
-            });
-            if !ready {
-                warnings.push(format!(
-                    "NodePool {}: EC2NodeClass {class} is not ready; not launching from it",
-                    p.metadata.name.as_deref().unwrap_or("")
-                ));
-            }
-            ready
-        })
-        .map(|p| (**p).clone())
-        .collect();
-    let classes: Vec<EC2NodeClass> = snap.nodeclasses.iter().map(|c| (**c).clone()).collect();
-    let pools = match pool_templates(&pools, &classes, catalog, now) {
-        Ok((mut templates, w)) => {
-            warnings.extend(w);
-            for t in &mut templates {
-                t.in_use = in_use(&t.name, &snap.nodeclaims);
-                let class = pools
-                    .iter()
-                    .find(|p| p.metadata.name.as_deref() == Some(t.name.as_str()))
-                    .and_then(|p| {
-                        let name = &p.spec.template.spec.node_class_ref.name;
-                        classes
-                            .iter()
-                            .find(|c| c.metadata.name.as_deref() == Some(name.as_str()))
-                    });
-                restrict_to_subnet_zones(&mut t.requirements, class);
-            }
-            templates
-        }
-        Err(e) => {
-            warnings.push(e);
-            Vec::new()
-        }
-    };
-    Prepared {
-        input: Input {
-            pods,
-            daemonsets,
-            existing,
-            pools,
-        },
-        pending,
-        warnings,
-    }
+    existing
 }
 
 /// A Node's taints as pods will meet them: Karpenter's own registration taint and the claim's

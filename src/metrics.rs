@@ -100,6 +100,15 @@ pub struct ControllerMetrics {
     pub cloudprovider_errors: Family<CloudErrorLabels, Counter>,
     pub nodepools_usage: Family<NodePoolResource, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub nodepools_limit: Family<NodePoolResource, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub nodeclaims_disrupted: Family<NodePoolReason, Counter>,
+    pub disruption_decisions: Family<DecisionLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    /// `delete` or `replace`.
+    pub decision: String,
+    pub reason: String,
 }
 
 impl ControllerMetrics {
@@ -174,6 +183,8 @@ impl Metrics {
             cloudprovider_errors: Family::default(),
             nodepools_usage: Family::default(),
             nodepools_limit: Family::default(),
+            nodeclaims_disrupted: Family::default(),
+            disruption_decisions: Family::default(),
         };
         let c = &controllers;
         registry.register(
@@ -220,6 +231,16 @@ impl Metrics {
             "karpenter_nodepools_limit",
             "The NodePool's limits, by resource type",
             c.nodepools_limit.clone(),
+        );
+        registry.register(
+            "karpenter_nodeclaims_disrupted",
+            "NodeClaims disrupted, by NodePool and reason",
+            c.nodeclaims_disrupted.clone(),
+        );
+        registry.register(
+            "karpenter_voluntary_disruption_decisions",
+            "Disruption decisions carried out, by decision and reason",
+            c.disruption_decisions.clone(),
         );
         Metrics {
             registry: Arc::new(Mutex::new(registry)),

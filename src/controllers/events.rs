@@ -6,6 +6,7 @@
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder as KubeRecorder, Reporter};
 use kube::{Client, Resource};
+use sha2::{Digest, Sha256};
 
 pub const REPORTER: &str = "karpenter";
 
@@ -50,11 +51,18 @@ impl Recorder {
     ) {
         // events.k8s.io caps a note at 1 kB.
         let note = truncate(note, 1000);
+        // kube-runtime folds repeats into a series by (reason, action, object), keeping the
+        // first note: a new note must be a new event, so the action carries the note's digest.
+        let digest: String = Sha256::digest(note.as_bytes())
+            .iter()
+            .take(4)
+            .map(|b| format!("{b:02x}"))
+            .collect();
         let event = Event {
             type_,
             reason: reason.to_string(),
             note: Some(note),
-            action: reason.to_string(),
+            action: format!("{reason}-{digest}"),
             secondary: None,
         };
         if let Err(e) = self.inner.publish(&event, &reference).await {

@@ -11,11 +11,13 @@
 //! - [`nodepool_status`], [`ec2nodeclass_status`]
 //! - [`webhook_cache`]: feeds the webhook server
 
+pub mod disruption;
 pub mod ec2nodeclass_status;
 pub mod events;
 pub mod garbage_collection;
 pub mod nodeclaim;
 pub mod nodepool_status;
+pub mod pod_events;
 pub mod provisioning;
 pub mod state;
 pub mod termination;
@@ -45,6 +47,10 @@ pub struct Settings {
     pub gc_grace: Duration,
     /// How often the garbage collector and the status controllers look.
     pub resync: Duration,
+    /// How often disruption decides (Karpenter: 10 s).
+    pub disruption_poll: Duration,
+    /// Feature gate `SpotToSpotConsolidation`.
+    pub spot_to_spot_consolidation: bool,
 }
 
 impl Settings {
@@ -56,6 +62,8 @@ impl Settings {
             registration_ttl: Duration::from_secs(15 * 60),
             gc_grace: Duration::from_secs(30),
             resync: Duration::from_secs(10),
+            disruption_poll: Duration::from_secs(10),
+            spot_to_spot_consolidation: false,
         }
     }
 }
@@ -105,7 +113,7 @@ impl Controllers {
         let mut no_retry = config;
         no_retry.default_retry = false;
         let eviction_client = Client::try_from(no_retry)?;
-        let (state, mut tasks) =
+        let (state, mut tasks, pod_events) =
             state::ClusterState::start(client.clone(), metrics.controllers.clone());
         state.wait_ready().await?;
         let ctx = Context {
@@ -122,7 +130,9 @@ impl Controllers {
         tasks.push(tokio::spawn(termination::run(ctx.clone())));
         tasks.push(tokio::spawn(garbage_collection::run(ctx.clone())));
         tasks.push(tokio::spawn(nodepool_status::run(ctx.clone())));
-        tasks.push(tokio::spawn(ec2nodeclass_status::run(ctx)));
+        tasks.push(tokio::spawn(ec2nodeclass_status::run(ctx.clone())));
+        tasks.push(tokio::spawn(pod_events::run(ctx.clone(), pod_events)));
+        tasks.push(tokio::spawn(disruption::run(ctx)));
         Ok(Controllers { tasks, state })
     }
 

@@ -10,12 +10,13 @@ use std::time::{Duration, SystemTime};
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event, watcher};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::apis::{EC2NodeClass, NodeClaim, NodePool};
@@ -44,14 +45,21 @@ pub struct ClusterState {
     pub nodepools: Store<NodePool>,
     pub nodeclasses: Store<EC2NodeClass>,
     pub daemonsets: Store<DaemonSet>,
+    pub pdbs: Store<PodDisruptionBudget>,
     /// Notified when a pod may need capacity (a pending pod appeared or changed, a NodeClaim went
     /// away, a NodePool changed).
     pub provision: Arc<Notify>,
 }
 
 impl ClusterState {
-    pub fn start(client: Client, metrics: ControllerMetrics) -> (Self, Vec<JoinHandle<()>>) {
+    /// Also returns the names of nodes whose pods changed (bound, deleted), for
+    /// `lastPodEventTime` (see [`super::pod_events`]).
+    pub fn start(
+        client: Client,
+        metrics: ControllerMetrics,
+    ) -> (Self, Vec<JoinHandle<()>>, mpsc::UnboundedReceiver<String>) {
         let provision = Arc::new(Notify::new());
+        let (pod_events, pod_events_rx) = mpsc::unbounded_channel();
         let mut tasks = Vec::new();
         let wake = provision.clone();
         let mut startup = StartupClock::default();
@@ -63,6 +71,11 @@ impl ClusterState {
             }
             if let Some(took) = startup.observe(e) {
                 metrics.pods_startup_duration.observe(took.as_secs_f64());
+            }
+            if let Event::Apply(p) | Event::Delete(p) = e
+                && let Some(node) = p.spec.as_ref().and_then(|s| s.node_name.clone())
+            {
+                let _ = pod_events.send(node);
             }
         });
         let nodes = reflect(Api::<Node>::all(client.clone()), &mut tasks, |_| {});
@@ -83,7 +96,8 @@ impl ClusterState {
             }
         });
         let nodeclasses = reflect(Api::<EC2NodeClass>::all(client.clone()), &mut tasks, |_| {});
-        let daemonsets = reflect(Api::<DaemonSet>::all(client), &mut tasks, |_| {});
+        let daemonsets = reflect(Api::<DaemonSet>::all(client.clone()), &mut tasks, |_| {});
+        let pdbs = reflect(Api::<PodDisruptionBudget>::all(client), &mut tasks, |_| {});
         (
             ClusterState {
                 pods,
@@ -92,9 +106,11 @@ impl ClusterState {
                 nodepools,
                 nodeclasses,
                 daemonsets,
+                pdbs,
                 provision,
             },
             tasks,
+            pod_events_rx,
         )
     }
 
@@ -106,7 +122,8 @@ impl ClusterState {
             self.nodeclaims.wait_until_ready().await?;
             self.nodepools.wait_until_ready().await?;
             self.nodeclasses.wait_until_ready().await?;
-            self.daemonsets.wait_until_ready().await
+            self.daemonsets.wait_until_ready().await?;
+            self.pdbs.wait_until_ready().await
         };
         match tokio::time::timeout(READY_TIMEOUT, all).await {
             Ok(Ok(())) => Ok(()),

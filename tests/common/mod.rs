@@ -2,6 +2,7 @@
 //! its kubeconfig in a temp dir, and a kube-rs client built from that kubeconfig.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod moto;
 
 use std::path::Path;

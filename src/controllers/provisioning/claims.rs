@@ -10,6 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use crate::apis::labels::{INSTANCE_TYPE, NODEPOOL, NODEPOOL_HASH, NODEPOOL_HASH_VERSION};
 use crate::apis::nodeclaim::ResourceRequirements;
 use crate::apis::{NodeClaim, NodeClaimSpec, NodePool, NodeSelectorRequirementWithMinValues};
+use crate::controllers::nodepool_status::{HASH_VERSION, template_hash};
 use crate::scheduling::scheduler::PlannedClaim;
 
 pub fn nodeclaim_for(planned: &PlannedClaim, pool: &NodePool) -> NodeClaim {
@@ -26,12 +27,10 @@ pub fn nodeclaim_for(planned: &PlannedClaim, pool: &NodePool) -> NodeClaim {
         .as_ref()
         .and_then(|m| m.annotations.clone())
         .unwrap_or_default();
-    let pool_annotations = pool.metadata.annotations.clone().unwrap_or_default();
-    for key in [NODEPOOL_HASH, NODEPOOL_HASH_VERSION] {
-        if let Some(v) = pool_annotations.get(key) {
-            annotations.insert(key.to_string(), v.clone());
-        }
-    }
+    // The template the claim was made from, for drift (computed here, not copied from the
+    // pool's annotation, which the status controller may not have written yet).
+    annotations.insert(NODEPOOL_HASH.to_string(), template_hash(pool));
+    annotations.insert(NODEPOOL_HASH_VERSION.to_string(), HASH_VERSION.to_string());
 
     let mut requirements: Vec<NodeSelectorRequirementWithMinValues> = planned
         .requirements

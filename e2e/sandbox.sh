@@ -57,6 +57,13 @@ if [ -n "$claims" ] && ! grep -qv '^True$' <<<"$claims"; then
 else
   fail "every NodeClaim is Ready" "$(k get nodeclaims 2>&1)"
 fi
+if $CAPSTAN nodes --kubeconfig "$KUBECONFIG" >"$tmp/nodes.txt" 2>&1 \
+   && grep -qE '^ip-10-.*(on-demand|spot)' "$tmp/nodes.txt" && grep -q '30 pods' "$tmp/nodes.txt" \
+   && grep -qE '^cost \$[0-9.]+/hour, \$[0-9.]+/month' "$tmp/nodes.txt"; then
+  ok "capstan nodes: $(grep '^cost' "$tmp/nodes.txt")"
+else
+  fail "capstan nodes shows the nodes, 30 pods and the cost" "$(cat "$tmp/nodes.txt")"
+fi
 k scale deployment inflate --replicas=0 >/dev/null 2>&1
 if k delete nodeclaims --all --timeout=60s >"$tmp/delete.txt" 2>&1 && wait_until 30 no_nodes; then
   ok "kubectl delete nodeclaims --all: nodes drain and go"

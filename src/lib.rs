@@ -13,6 +13,7 @@ pub mod leader;
 pub mod local_webhooks;
 pub mod manifest;
 pub mod metrics;
+pub mod nodeview;
 pub mod plan;
 pub mod scheduling;
 pub mod webhook;

@@ -21,9 +21,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run in the cluster (the Deployment's entry point): serve the admission webhooks, fed by
-    /// watches of RequestPolicies and Namespaces. Until SIGTERM or Ctrl-C, then in-flight
-    /// reviews finish and it exits 0. The controllers (provisioning, disruption, interruption,
-    /// ...) come in later issues.
+    /// watches of RequestPolicies and Namespaces, and, with CLUSTER_NAME and AWS_REGION set, the
+    /// controllers on the leader replica. Until SIGTERM or Ctrl-C, then in-flight reviews finish
+    /// and the Lease is released.
     Run(cli::run::Args),
     /// Print every CustomResourceDefinition capstan serves (YAML).
     Crds,
@@ -45,6 +45,9 @@ enum Command {
     /// Show the NodeClaims capstan would launch for these NodePools and workloads, with cost,
     /// utilisation and the pods that cannot be scheduled (no cluster needed).
     Plan(cli::plan::Args),
+    /// The live nodes with type, zone, capacity type, CPU / memory requested vs allocatable,
+    /// pods and $/hour, and cluster totals (like eks-node-viewer); --watch redraws.
+    Nodes(cli::nodes::Args),
     /// Run the sandbox API server with capstan's CRDs (and, with --demo, the examples applied).
     Sandbox(cli::sandbox::Args),
     /// Measure capstan's servers under load (in-process, on loopback).
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
         Command::Convert { files } => cli::convert::run(&files),
         Command::Certs(args) => cli::certs::run(&args),
         Command::Plan(args) => cli::plan::run(&args),
+        Command::Nodes(args) => cli::nodes::run(&args),
         Command::Sandbox(args) => cli::sandbox::run(&args),
         Command::Bench(command) => cli::bench::run(&command),
     };

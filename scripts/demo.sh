@@ -51,6 +51,9 @@ if [ -x "$kubectl" ]; then
   echo "== kubectl get pods -A -o wide | head   (all Running on those nodes)"
   $kubectl get pods -A -o wide | head -8
   echo
+  echo "== capstan nodes   (what they cost and how full they are)"
+  $capstan nodes --kubeconfig "$KUBECONFIG"
+  echo
   echo "== a NodePool budget with a schedule but no duration is rejected at apply time"
   printf '%s\n' 'apiVersion: karpenter.sh/v1' 'kind: NodePool' 'metadata: {name: broken}' 'spec:' \
     '  template: {spec: {nodeClassRef: {group: karpenter.k8s.aws, kind: EC2NodeClass, name: default}, requirements: []}}' \

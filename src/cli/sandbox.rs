@@ -119,7 +119,7 @@ async fn serve(args: &Args) -> CliResult {
             }
         }
         println!(
-            "controllers: provisioning, nodeclaim lifecycle, termination, garbage collection (simulated cloud, {})",
+            "controllers: provisioning, nodeclaim lifecycle, termination, disruption, garbage collection (simulated cloud, {})",
             args.region
         );
     }

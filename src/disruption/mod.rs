@@ -133,4 +133,6 @@ pub fn decide(view: &ClusterView, now: SystemTime, opts: &Options) -> Decision {
 }
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;

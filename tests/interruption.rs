@@ -1,7 +1,9 @@
 //! Interruption end to end in the sandbox with the simulated cloud and an in-memory queue: a
 //! spot interruption warning for a node's instance launches a replacement before the
 //! interrupted NodeClaim is deleted, every pod runs again on the new node, the spot offering is
-//! hidden, and the message is deleted; a malformed message is deleted and the loop goes on.
+//! hidden, and the message is deleted; a malformed message is deleted and the loop goes on. A
+//! rebalance recommendation only posts an Event; a stopping instance is drained without hiding
+//! its spot pool.
 
 mod common;
 
@@ -69,8 +71,20 @@ fn record_claims(client: kube::Client) -> Arc<Mutex<Vec<String>>> {
     log
 }
 
-#[tokio::test]
-async fn spot_interruption_replaces_the_node_before_the_old_one_goes() {
+/// A running cluster with an interruption queue and 3 `web` pods on spot capacity, and the
+/// claim hosting the first pod.
+struct Setup {
+    cluster: Cluster,
+    queue: Arc<SimQueue>,
+    before: Vec<NodeClaim>,
+    node_name: String,
+    victim_name: String,
+    instance: String,
+    instance_type: String,
+    zone: String,
+}
+
+async fn setup() -> Setup {
     let queue = Arc::new(SimQueue::new());
     let mut cluster = Cluster::without_controllers().await;
     cluster.interruption_queue = Some(queue.clone());
@@ -116,6 +130,32 @@ async fn spot_interruption_replaces_the_node_before_the_old_one_goes() {
     let labels = victim.metadata.labels.clone().unwrap_or_default();
     let (instance_type, zone) = (labels[INSTANCE_TYPE].clone(), labels[ZONE].clone());
 
+    Setup {
+        cluster,
+        queue,
+        before,
+        node_name,
+        victim_name,
+        instance,
+        instance_type,
+        zone,
+    }
+}
+
+#[tokio::test]
+async fn spot_interruption_replaces_the_node_before_the_old_one_goes() {
+    let Setup {
+        cluster,
+        queue,
+        before,
+        node_name,
+        victim_name,
+        instance,
+        instance_type,
+        zone,
+    } = setup().await;
+    let client = cluster.client();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let log = record_claims(client.clone());
     wait_for(10, "the watch to list the claims", || async {
         log.lock().expect("log").len() >= before.len()
@@ -210,5 +250,104 @@ async fn spot_interruption_replaces_the_node_before_the_old_one_goes() {
         metrics.contains("karpenter_interruption_message_queue_duration_seconds_count 1"),
         "{metrics}"
     );
+    cluster.stop().await;
+}
+
+fn event(instance: &str, detail_type: &str, detail: serde_json::Value) -> String {
+    json!({
+        "version": "0",
+        "id": "5f0c2a4f-3d0c-4b3f-a3c0-1234567890ab",
+        "detail-type": detail_type,
+        "source": "aws.ec2",
+        "account": "123456789012",
+        "time": "2026-11-26T03:00:00Z",
+        "region": "us-east-1",
+        "resources": [format!("arn:aws:ec2:us-east-1:123456789012:instance/{instance}")],
+        "detail": detail
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_rebalance_recommendation_only_posts_an_event_and_a_stopping_instance_is_drained() {
+    let Setup {
+        cluster,
+        queue,
+        before,
+        victim_name,
+        instance,
+        instance_type,
+        zone,
+        ..
+    } = setup().await;
+    let client = cluster.client();
+    queue.push(event(
+        &instance,
+        "EC2 Instance Rebalance Recommendation",
+        json!({"instance-id": instance}),
+    ));
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(client.clone(), "default");
+    let posted = |reason: &'static str| {
+        let events = events.clone();
+        let victim = victim_name.clone();
+        async move {
+            events.list(&Default::default()).await.is_ok_and(|l| {
+                l.items.iter().any(|e| {
+                    e.reason.as_deref() == Some(reason)
+                        && e.regarding.as_ref().and_then(|r| r.name.as_deref())
+                            == Some(victim.as_str())
+                })
+            })
+        }
+    };
+    wait_for(20, "a SpotRebalanceRecommendation event", || {
+        posted("SpotRebalanceRecommendation")
+    })
+    .await;
+    wait_for(10, "the message deleted", || async { queue.is_empty() }).await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let now: Vec<_> = claims(&client)
+        .await
+        .iter()
+        .filter(|c| c.metadata.deletion_timestamp.is_none())
+        .filter_map(|c| c.metadata.name.clone())
+        .collect();
+    assert_eq!(
+        now.len(),
+        before.len(),
+        "a rebalance recommendation changed the claims"
+    );
+    assert!(now.contains(&victim_name));
+
+    // The instance stopping: drained and deleted, but the spot pool stays available (only a
+    // spot interruption warning says the pool is being reclaimed).
+    queue.push(event(
+        &instance,
+        "EC2 Instance State-change Notification",
+        json!({"instance-id": instance, "state": "stopping"}),
+    ));
+    wait_for(30, "the stopping instance's claim gone", || async {
+        claims(&client)
+            .await
+            .iter()
+            .all(|c| c.metadata.name.as_deref() != Some(victim_name.as_str()))
+    })
+    .await;
+    wait_for(20, "an InstanceStopping event", || {
+        posted("InstanceStopping")
+    })
+    .await;
+    let catalog = cluster.cloud.catalog();
+    assert!(
+        catalog
+            .offering(&instance_type, &zone, CapacityType::Spot)
+            .is_some_and(|o| o.is_available(SystemTime::now())),
+        "a state change hid the spot offering"
+    );
+    wait_for(60, "3 pods running again", || async {
+        running_pods(&client, "web").await == 3
+    })
+    .await;
     cluster.stop().await;
 }

@@ -102,6 +102,15 @@ pub struct ControllerMetrics {
     pub nodepools_limit: Family<NodePoolResource, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub nodeclaims_disrupted: Family<NodePoolReason, Counter>,
     pub disruption_decisions: Family<DecisionLabels, Counter>,
+    pub interruption_received: Family<MessageTypeLabel, Counter>,
+    pub interruption_deleted: Counter,
+    pub interruption_queue_duration: Histogram,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MessageTypeLabel {
+    /// `spot_interrupted`, `rebalance_recommendation`, `scheduled_change`, `state_change`.
+    pub message_type: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -185,6 +194,9 @@ impl Metrics {
             nodepools_limit: Family::default(),
             nodeclaims_disrupted: Family::default(),
             disruption_decisions: Family::default(),
+            interruption_received: Family::default(),
+            interruption_deleted: Counter::default(),
+            interruption_queue_duration: seconds_buckets(),
         };
         let c = &controllers;
         registry.register(
@@ -241,6 +253,21 @@ impl Metrics {
             "karpenter_voluntary_disruption_decisions",
             "Disruption decisions carried out, by decision and reason",
             c.disruption_decisions.clone(),
+        );
+        registry.register(
+            "karpenter_interruption_received_messages",
+            "Interruption messages received, by message type",
+            c.interruption_received.clone(),
+        );
+        registry.register(
+            "karpenter_interruption_deleted_messages",
+            "Interruption messages deleted from the queue",
+            c.interruption_deleted.clone(),
+        );
+        registry.register(
+            "karpenter_interruption_message_queue_duration_seconds",
+            "Time from an interruption event until it was handled",
+            c.interruption_queue_duration.clone(),
         );
         Metrics {
             registry: Arc::new(Mutex::new(registry)),

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use super::CliResult;
 use crate::apis::common::parse_duration;
+use crate::cloud::aws::sqs::{SqsQueue, SqsSettings};
 use crate::cloud::aws::{AwsProvider, AwsSettings};
 use crate::controllers::webhook_cache::CacheWatcher;
 use crate::controllers::{Controllers, Settings};
@@ -45,6 +46,13 @@ pub struct Args {
     /// Another EC2 endpoint (a VPC endpoint, or moto in tests).
     #[arg(long, env = "AWS_ENDPOINT_URL_EC2")]
     pub ec2_endpoint: Option<String>,
+    /// The SQS queue (its name) carrying spot interruption and instance events; empty: no
+    /// interruption controller.
+    #[arg(long, env = "INTERRUPTION_QUEUE")]
+    pub interruption_queue: Option<String>,
+    /// Another SQS endpoint (a VPC endpoint, or moto in tests).
+    #[arg(long, env = "AWS_ENDPOINT_URL_SQS")]
+    pub sqs_endpoint: Option<String>,
     /// Batch window: closes after this long without a new pending pod.
     #[arg(long, env = "BATCH_IDLE_DURATION", default_value = "1s")]
     pub batch_idle_duration: String,
@@ -123,7 +131,7 @@ async fn serve(args: &Args) -> CliResult {
 
     let leading = match (&args.cluster_name, &args.region) {
         (Some(cluster), Some(region)) => {
-            let settings = match controller_settings(args, cluster) {
+            let mut settings = match controller_settings(args, cluster) {
                 Ok(s) => s,
                 Err(e) => {
                     server.shutdown().await;
@@ -145,6 +153,25 @@ async fn serve(args: &Args) -> CliResult {
                 tracing::warn!(
                     "instance offerings and spot prices not refreshed, using the embedded catalog: {e}"
                 );
+            }
+            if let Some(name) = args.interruption_queue.as_deref().filter(|n| !n.is_empty()) {
+                let sqs = SqsSettings {
+                    region: region.clone(),
+                    queue_name: name.to_string(),
+                    endpoint_url: args.sqs_endpoint.clone(),
+                    credentials: None,
+                };
+                match SqsQueue::new(&sqs).await {
+                    Ok(q) => {
+                        tracing::info!(queue = %q.url(), "interruption queue");
+                        settings.interruption_queue = Some(Arc::new(q));
+                    }
+                    Err(e) => {
+                        server.shutdown().await;
+                        watcher.shutdown().await;
+                        return Err(format!("INTERRUPTION_QUEUE {name:?}: {e}").into());
+                    }
+                }
             }
             let identity = args
                 .pod_name

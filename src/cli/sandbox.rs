@@ -15,6 +15,7 @@ use kube::discovery::Discovery;
 use kube::{Client, Config};
 
 use super::CliResult;
+use crate::cloud::queue::SimQueue;
 use crate::cloud::sim::{SimProvider, SimSettings};
 use crate::cloud::sim_kubelet::SimKubelet;
 use crate::controllers::{Controllers, Settings};
@@ -108,7 +109,9 @@ async fn serve(args: &Args) -> CliResult {
             cloud.clone(),
             Duration::from_millis(args.boot_delay_ms),
         );
-        let settings = Settings::new(&args.cluster_name);
+        let mut settings = Settings::new(&args.cluster_name);
+        // In memory: nothing sends to it yet, but the controller runs as it does on AWS.
+        settings.interruption_queue = Some(Arc::new(SimQueue::new()));
         match Controllers::start(kube_config.clone(), cloud, settings, &metrics).await {
             Ok(c) => running = Some((c, kubelet)),
             Err(e) => {
@@ -119,7 +122,7 @@ async fn serve(args: &Args) -> CliResult {
             }
         }
         println!(
-            "controllers: provisioning, nodeclaim lifecycle, termination, disruption, garbage collection (simulated cloud, {})",
+            "controllers: provisioning, nodeclaim lifecycle, termination, disruption, interruption (in-memory queue), garbage collection (simulated cloud, {})",
             args.region
         );
     }

@@ -9,6 +9,7 @@ pub mod aws;
 pub mod catalog;
 pub mod launch;
 pub mod provider;
+pub mod queue;
 pub mod sim;
 pub mod sim_kubelet;
 

@@ -185,6 +185,10 @@ pub trait CloudProvider: Send + Sync {
         claim: &'a NodeClaim,
         class: &'a EC2NodeClass,
     ) -> BoxFuture<'a, CloudResult<Option<String>>>;
+
+    /// Hides the offering from launches for a while (3 minutes, as after insufficient capacity):
+    /// e.g. the spot pool an interruption warning just came from.
+    fn mark_unavailable(&self, offering: &OfferingKey);
 }
 
 #[cfg(test)]

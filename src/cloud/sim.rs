@@ -127,7 +127,7 @@ impl SimProvider {
             .map(|n| n.instance.clone())
     }
 
-    fn mark_unavailable(&self, keys: &[OfferingKey]) {
+    fn mark_offerings_unavailable(&self, keys: &[OfferingKey]) {
         let until = SystemTime::now() + UNAVAILABLE_TTL;
         let mut guard = self.catalog.write().unwrap_or_else(|e| e.into_inner());
         let mut next = (**guard).clone();
@@ -161,14 +161,14 @@ impl SimProvider {
         // close enough for a simulation) and fails only when none has capacity.
         let (chosen, exhausted) = pick(&options, &faults.no_capacity);
         let Some(chosen) = chosen else {
-            self.mark_unavailable(&exhausted);
+            self.mark_offerings_unavailable(&exhausted);
             return Err(CloudError::InsufficientCapacity {
                 offerings: exhausted,
                 message: "injected: no capacity for any override".into(),
             });
         };
         if !exhausted.is_empty() {
-            self.mark_unavailable(&exhausted);
+            self.mark_offerings_unavailable(&exhausted);
         }
         let (capacity, allocatable) =
             super::launch::node_resources(&chosen.instance_type, class, &catalog).ok_or_else(
@@ -393,5 +393,9 @@ impl CloudProvider for SimProvider {
                 .then(|| format!("AMIDrift: {image} is not among {}", amis.join(", "))))
         }
         .boxed()
+    }
+
+    fn mark_unavailable(&self, offering: &OfferingKey) {
+        self.mark_offerings_unavailable(std::slice::from_ref(offering));
     }
 }

@@ -20,6 +20,7 @@ use crate::apis::labels::{DISRUPTED_TAINT_KEY, NODEPOOL};
 use crate::apis::nodeclaim::conditions::INITIALIZED;
 use crate::disruption::{ClusterView, Command, Options, PriceBook, decide};
 use crate::metrics::{DecisionLabels, NodePoolReason};
+use crate::scheduling::scheduler::PlannedClaim;
 
 use super::Context;
 use super::provisioning::claims::nodeclaim_for;
@@ -149,23 +150,12 @@ async fn execute(ctx: &Context, view: &ClusterView, command: &Command) -> Result
     );
 
     // Replacements first, and only go on once they are initialized.
-    let mut launched = Vec::new();
-    for planned in &command.replacements {
-        let Some(pool) = ctx.state.nodepool(&planned.nodepool) else {
-            continue;
-        };
-        let created = claims_api
-            .create(&PostParams::default(), &nodeclaim_for(planned, &pool))
-            .await?;
-        ctx.metrics
-            .nodeclaims_created
-            .get_or_create(&NodePoolReason {
-                nodepool: planned.nodepool.clone(),
-                reason: command.reason.as_str().to_lowercase(),
-            })
-            .inc();
-        launched.push(created.metadata.name.unwrap_or_default());
-    }
+    let launched = launch_replacements(
+        ctx,
+        &command.replacements,
+        &command.reason.as_str().to_lowercase(),
+    )
+    .await?;
     let nodes_api: Api<Node> = Api::all(ctx.client.clone());
     let candidate_nodes: Vec<String> = candidates
         .iter()
@@ -225,6 +215,34 @@ async fn execute(ctx: &Context, view: &ClusterView, command: &Command) -> Result
     Ok(())
 }
 
+/// Creates a NodeClaim for each planned replacement (skipping those whose pool is gone);
+/// returns their names. `reason` labels `karpenter_nodeclaims_created`.
+pub(crate) async fn launch_replacements(
+    ctx: &Context,
+    planned: &[PlannedClaim],
+    reason: &str,
+) -> Result<Vec<String>, kube::Error> {
+    let claims_api: Api<NodeClaim> = Api::all(ctx.client.clone());
+    let mut launched = Vec::new();
+    for planned in planned {
+        let Some(pool) = ctx.state.nodepool(&planned.nodepool) else {
+            continue;
+        };
+        let created = claims_api
+            .create(&PostParams::default(), &nodeclaim_for(planned, &pool))
+            .await?;
+        ctx.metrics
+            .nodeclaims_created
+            .get_or_create(&NodePoolReason {
+                nodepool: planned.nodepool.clone(),
+                reason: reason.to_string(),
+            })
+            .inc();
+        launched.push(created.metadata.name.unwrap_or_default());
+    }
+    Ok(launched)
+}
+
 /// Waits (up to the registration TTL) until every named claim is Initialized; false if one
 /// never is or disappears.
 async fn wait_initialized(ctx: &Context, names: &[String]) -> bool {
@@ -253,7 +271,11 @@ async fn wait_initialized(ctx: &Context, names: &[String]) -> bool {
     false
 }
 
-async fn set_disrupted_taint(nodes: &Api<Node>, name: &str, on: bool) -> Result<(), kube::Error> {
+pub(crate) async fn set_disrupted_taint(
+    nodes: &Api<Node>,
+    name: &str,
+    on: bool,
+) -> Result<(), kube::Error> {
     let node = match nodes.get(name).await {
         Ok(n) => n,
         Err(e) if super::is_not_found(&e) => return Ok(()),

@@ -7,6 +7,8 @@
 //! - [`nodeclaim`]: NodeClaim lifecycle (launch, registration, initialization, liveness) and its
 //!   termination finalizer
 //! - [`termination`]: the Node finalizer: taint, drain through the Eviction API, terminate
+//! - [`disruption`]: consolidation, drift, expiration, emptiness
+//! - [`interruption`]: spot interruptions and instance events from the SQS queue
 //! - [`garbage_collection`]: instances without NodeClaims, NodeClaims without instances
 //! - [`nodepool_status`], [`ec2nodeclass_status`]
 //! - [`webhook_cache`]: feeds the webhook server
@@ -15,6 +17,7 @@ pub mod disruption;
 pub mod ec2nodeclass_status;
 pub mod events;
 pub mod garbage_collection;
+pub mod interruption;
 pub mod nodeclaim;
 pub mod nodepool_status;
 pub mod pod_events;
@@ -30,6 +33,7 @@ use kube::Client;
 use tokio::task::JoinHandle;
 
 use crate::cloud::CloudProvider;
+use crate::cloud::queue::InterruptionQueue;
 use crate::metrics::{ControllerMetrics, Metrics};
 
 /// Knobs, with Karpenter's defaults.
@@ -51,6 +55,9 @@ pub struct Settings {
     pub disruption_poll: Duration,
     /// Feature gate `SpotToSpotConsolidation`.
     pub spot_to_spot_consolidation: bool,
+    /// Where interruption events arrive (`INTERRUPTION_QUEUE`); None: no interruption
+    /// controller.
+    pub interruption_queue: Option<Arc<dyn InterruptionQueue>>,
 }
 
 impl Settings {
@@ -64,6 +71,7 @@ impl Settings {
             resync: Duration::from_secs(10),
             disruption_poll: Duration::from_secs(10),
             spot_to_spot_consolidation: false,
+            interruption_queue: None,
         }
     }
 }
@@ -132,6 +140,9 @@ impl Controllers {
         tasks.push(tokio::spawn(nodepool_status::run(ctx.clone())));
         tasks.push(tokio::spawn(ec2nodeclass_status::run(ctx.clone())));
         tasks.push(tokio::spawn(pod_events::run(ctx.clone(), pod_events)));
+        if let Some(queue) = ctx.settings.interruption_queue.clone() {
+            tasks.push(tokio::spawn(interruption::run(ctx.clone(), queue)));
+        }
         tasks.push(tokio::spawn(disruption::run(ctx)));
         Ok(Controllers { tasks, state })
     }

@@ -30,6 +30,18 @@ pub use budgets::{Budgets, allowed_disruptions};
 pub use candidates::{Candidate, why_not_candidate};
 pub use view::{ClusterView, PriceBook};
 
+/// The claims to launch for an interrupted NodeClaim's pods (the cloud takes the node back, so
+/// no budget or block applies: its pods must go somewhere). None when the claim is unknown.
+pub fn replacements_for(
+    view: &ClusterView,
+    nodeclaim: &str,
+    now: SystemTime,
+) -> Option<Vec<PlannedClaim>> {
+    let (candidates, _) = candidates::build(view, now);
+    let c = candidates.iter().find(|c| c.name() == nodeclaim)?;
+    Some(simulate::simulate(view, &[c]).replacements)
+}
+
 /// Why a command disrupts its NodeClaims (the `reason` label of Karpenter's metrics and events).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Reason {

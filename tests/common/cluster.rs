@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use capstan::apis::{EC2NodeClass, NodeClaim, NodePool};
+use capstan::cloud::queue::InterruptionQueue;
 use capstan::cloud::sim::{SimProvider, SimSettings};
 use capstan::cloud::sim_kubelet::SimKubelet;
 use capstan::controllers::{Controllers, Settings};
@@ -22,6 +23,8 @@ pub struct Cluster {
     pub controllers: Option<Controllers>,
     pub metrics: Metrics,
     pub registration_ttl: Duration,
+    /// Handed to the controllers: set it before `start_controllers` to run interruption.
+    pub interruption_queue: Option<Arc<dyn InterruptionQueue>>,
 }
 
 impl Cluster {
@@ -47,6 +50,7 @@ impl Cluster {
             controllers: None,
             metrics: Metrics::new(),
             registration_ttl: Duration::from_secs(60),
+            interruption_queue: None,
         }
     }
 
@@ -58,6 +62,7 @@ impl Cluster {
         settings.resync = Duration::from_millis(300);
         settings.registration_ttl = self.registration_ttl;
         settings.disruption_poll = Duration::from_millis(500);
+        settings.interruption_queue = self.interruption_queue.clone();
         let config = super::config_from(self.env.sandbox.kubeconfig_path()).await;
         let controllers = Controllers::start(config, self.cloud.clone(), settings, &self.metrics)
             .await

@@ -1,4 +1,4 @@
-//! moto's EC2 server for tests (`.venv/bin/moto_server`, installed by scripts/venv.sh): started
+//! moto's EC2 and SQS server for tests (`.venv/bin/moto_server`, installed by scripts/venv.sh): started
 //! on a free loopback port and killed on drop, plus a tagged VPC, subnets, security group and
 //! images to resolve EC2NodeClasses against. Without the binary `Moto::start` prints why and
 //! returns None, except under `CI=true`, where it panics.
@@ -207,4 +207,26 @@ pub async fn network(client: &Client) -> Network {
         ami,
         other_ami,
     }
+}
+
+/// An SQS client for moto (moto_server serves SQS on the same port as EC2).
+pub async fn sqs(url: &str) -> aws_sdk_sqs::Client {
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(url)
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .load()
+        .await;
+    aws_sdk_sqs::Client::new(&config)
+}
+
+/// An EventBridge client for moto, whose rules deliver to its SQS queues.
+pub async fn eventbridge(url: &str) -> aws_sdk_eventbridge::Client {
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(url)
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .load()
+        .await;
+    aws_sdk_eventbridge::Client::new(&config)
 }

@@ -1,5 +1,6 @@
 //! The AWS provider: EC2 CreateFleet launches, DescribeInstances by tags, selector resolution
-//! and launch templates. Only this module talks to the AWS SDK.
+//! and launch templates; the interruption queue on SQS ([`sqs`]). Only this module talks to the
+//! AWS SDK.
 //!
 //! Files by concern: [`discovery`] (selector terms → subnets, security groups, AMIs),
 //! [`launch_template`] (content-named templates, cached), [`fleet`] (overrides, tags, per-override
@@ -19,6 +20,7 @@ mod fleet;
 mod instances;
 mod launch_template;
 mod offerings;
+pub mod sqs;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -137,7 +139,7 @@ impl AwsProvider {
         &self.settings.cluster_name
     }
 
-    fn mark_unavailable(&self, offerings: &[OfferingKey], now: SystemTime) {
+    fn mark_offerings_unavailable(&self, offerings: &[OfferingKey], now: SystemTime) {
         if offerings.is_empty() {
             return;
         }
@@ -153,7 +155,7 @@ impl AwsProvider {
                 now + UNAVAILABLE_FOR,
             ) {
                 Ok(()) => {
-                    tracing::info!(offering = %o, "insufficient capacity: offering unavailable for 3m")
+                    tracing::info!(offering = %o, "offering unavailable for 3m")
                 }
                 Err(e) => {
                     tracing::debug!(offering = %o, error = %e, "capacity error for an offering the catalog lacks")
@@ -270,7 +272,7 @@ impl AwsProvider {
             .map(|s| (s.id.clone(), s.zone.clone()))
             .collect();
         let outcome = fleet::parse_outcome(&out, &subnet_zones, capacity_type);
-        self.mark_unavailable(&outcome.unavailable, now);
+        self.mark_offerings_unavailable(&outcome.unavailable, now);
         let Some((id, _, _)) = outcome.launched else {
             return Err(outcome.error());
         };
@@ -386,5 +388,9 @@ impl CloudProvider for AwsProvider {
         class: &'a EC2NodeClass,
     ) -> BoxFuture<'a, CloudResult<Option<String>>> {
         self.drift_impl(claim, class).boxed()
+    }
+
+    fn mark_unavailable(&self, offering: &OfferingKey) {
+        self.mark_offerings_unavailable(std::slice::from_ref(offering), SystemTime::now());
     }
 }

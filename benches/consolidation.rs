@@ -100,17 +100,7 @@ fn cluster(nodes: usize) -> Snapshot {
 
 fn view(snap: &Snapshot, catalog: &Catalog) -> ClusterView {
     let prepared = prepare(snap, catalog, SystemTime::now());
-    let mut prices = PriceBook::default();
-    for entry in catalog.iter() {
-        for o in &entry.offerings {
-            prices.insert(
-                &entry.instance_type.name,
-                &o.zone,
-                o.capacity_type.as_str(),
-                o.price_per_hour,
-            );
-        }
-    }
+    let prices = PriceBook::from_catalog(catalog);
     ClusterView {
         nodes: snap.nodes.clone(),
         nodeclaims: snap.nodeclaims.clone(),

@@ -14,25 +14,11 @@ use capstan::apis::{EC2NodeClass, NodeClaim, NodePool};
 use capstan::cloud::aws::AwsProvider;
 use capstan::controllers::{Controllers, Settings};
 use capstan::metrics::Metrics;
+use common::cluster::wait_for;
 use common::moto::{CLUSTER, DISCOVERY, Moto, ec2, network, settings};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::json;
-
-async fn wait_for<F, Fut>(secs: u64, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while tokio::time::Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("timed out after {secs} s waiting for: {what}");
-}
 
 #[tokio::test]
 async fn a_pending_pod_launches_through_createfleet_and_deleting_the_claim_terminates_it() {

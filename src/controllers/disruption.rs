@@ -24,7 +24,7 @@ use crate::scheduling::scheduler::PlannedClaim;
 
 use super::Context;
 use super::provisioning::claims::nodeclaim_for;
-use super::provisioning::inputs::{Snapshot, prepare};
+use super::provisioning::inputs::prepare;
 
 pub async fn run(ctx: Context) {
     if let Err(e) = untaint_stranded(&ctx).await {
@@ -41,29 +41,10 @@ pub async fn run(ctx: Context) {
 
 /// The view decisions are made on.
 pub fn view(ctx: &Context) -> ClusterView {
-    let snap = Snapshot {
-        pods: ctx.state.pods.state(),
-        nodes: ctx.state.nodes.state(),
-        nodeclaims: ctx.state.nodeclaims.state(),
-        nodepools: ctx.state.nodepools.state(),
-        nodeclasses: ctx.state.nodeclasses.state(),
-        daemonsets: ctx.state.daemonsets.state(),
-    };
+    let snap = ctx.state.snapshot();
     let catalog = ctx.cloud.catalog();
     let prepared = prepare(&snap, &catalog, SystemTime::now());
-    // Every offering's price, the ones hidden after a capacity error included: a running node
-    // still costs what it costs.
-    let mut prices = PriceBook::default();
-    for entry in catalog.iter() {
-        for o in &entry.offerings {
-            prices.insert(
-                &entry.instance_type.name,
-                &o.zone,
-                o.capacity_type.as_str(),
-                o.price_per_hour,
-            );
-        }
-    }
+    let prices = PriceBook::from_catalog(&catalog);
     ClusterView {
         nodes: snap.nodes,
         nodeclaims: snap.nodeclaims,

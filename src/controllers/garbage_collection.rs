@@ -3,7 +3,7 @@
 //! NodeClaims whose instance is gone are deleted.
 
 use std::collections::BTreeSet;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use kube::api::{Api, DeleteParams};
 
@@ -51,15 +51,7 @@ pub fn orphans<'a>(
 }
 
 pub async fn collect(ctx: &Context) -> Result<(), CloudError> {
-    let started = Instant::now();
-    let listed = ctx.cloud.list().await;
-    ctx.metrics.observe_cloud(
-        ctx.cloud.name(),
-        "List",
-        started.elapsed(),
-        listed.as_ref().err().map(CloudError::kind),
-    );
-    let instances = listed?;
+    let instances = ctx.cloud_list().await?;
     let claims = ctx.state.nodeclaims.state();
     for i in orphans(
         &instances,
@@ -67,8 +59,8 @@ pub async fn collect(ctx: &Context) -> Result<(), CloudError> {
         ctx.settings.gc_grace,
         SystemTime::now(),
     ) {
-        match ctx.cloud.delete(&i.provider_id).await {
-            Ok(()) | Err(CloudError::NotFound(_)) => {
+        match ctx.cloud_delete(&i.provider_id).await {
+            Ok(()) => {
                 tracing::info!(
                     provider_id = %i.provider_id,
                     nodeclaim = i.nodeclaim().unwrap_or(""),

@@ -76,6 +76,39 @@ impl Settings {
     }
 }
 
+impl Context {
+    /// `CloudProvider::list`, timed and counted in the cloud provider metrics.
+    pub async fn cloud_list(
+        &self,
+    ) -> Result<Vec<crate::cloud::Instance>, crate::cloud::CloudError> {
+        let started = std::time::Instant::now();
+        let listed = self.cloud.list().await;
+        self.metrics.observe_cloud(
+            self.cloud.name(),
+            "List",
+            started.elapsed(),
+            listed.as_ref().err().map(crate::cloud::CloudError::kind),
+        );
+        listed
+    }
+
+    /// `CloudProvider::delete`, timed and counted; an instance already gone is not an error.
+    pub async fn cloud_delete(&self, provider_id: &str) -> Result<(), crate::cloud::CloudError> {
+        let started = std::time::Instant::now();
+        let result = self.cloud.delete(provider_id).await;
+        self.metrics.observe_cloud(
+            self.cloud.name(),
+            "Delete",
+            started.elapsed(),
+            result.as_ref().err().map(crate::cloud::CloudError::kind),
+        );
+        match result {
+            Err(crate::cloud::CloudError::NotFound(_)) => Ok(()),
+            other => other,
+        }
+    }
+}
+
 /// A 404 from the API server: the object is already gone.
 pub fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)

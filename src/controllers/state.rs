@@ -132,6 +132,18 @@ impl ClusterState {
         }
     }
 
+    /// Everything provisioning and disruption read, as of now.
+    pub fn snapshot(&self) -> super::provisioning::inputs::Snapshot {
+        super::provisioning::inputs::Snapshot {
+            pods: self.pods.state(),
+            nodes: self.nodes.state(),
+            nodeclaims: self.nodeclaims.state(),
+            nodepools: self.nodepools.state(),
+            nodeclasses: self.nodeclasses.state(),
+            daemonsets: self.daemonsets.state(),
+        }
+    }
+
     pub fn nodepool(&self, name: &str) -> Option<Arc<NodePool>> {
         self.nodepools
             .state()

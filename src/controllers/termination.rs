@@ -6,7 +6,7 @@
 //! blocks a drain.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -206,18 +206,7 @@ async fn reconcile(node: Arc<Node>, ctx: Arc<Context>) -> Result<Action, Error> 
     }
 
     if let Some(pid) = &provider_id {
-        let started = Instant::now();
-        let result = ctx.cloud.delete(pid).await;
-        ctx.metrics.observe_cloud(
-            ctx.cloud.name(),
-            "Delete",
-            started.elapsed(),
-            result.as_ref().err().map(CloudError::kind),
-        );
-        match result {
-            Ok(()) | Err(CloudError::NotFound(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
+        ctx.cloud_delete(pid).await?;
     }
     // A Node deleted by hand takes its NodeClaim with it.
     if let Some(c) = &claim

@@ -41,6 +41,23 @@ impl PriceBook {
         book
     }
 
+    /// Every offering's price, those hidden after a capacity error included: a running node
+    /// still costs what it costs.
+    pub fn from_catalog(catalog: &crate::cloud::catalog::Catalog) -> Self {
+        let mut book = PriceBook::default();
+        for entry in catalog.iter() {
+            for o in &entry.offerings {
+                book.insert(
+                    &entry.instance_type.name,
+                    &o.zone,
+                    o.capacity_type.as_str(),
+                    o.price_per_hour,
+                );
+            }
+        }
+        book
+    }
+
     pub fn insert(&mut self, instance_type: &str, zone: &str, capacity_type: &str, price: f64) {
         self.0.insert(
             (

@@ -3,15 +3,12 @@
 //! recorded its instance (the controller died between launch and status write) still has it
 //! found by its tag and terminated: nothing leaks.
 
-use std::time::Instant;
-
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, DeleteParams};
 use kube::runtime::controller::Action;
 
 use crate::apis::NodeClaim;
 use crate::apis::labels::NODEPOOL;
-use crate::cloud::CloudError;
 use crate::metrics::NodePoolReason;
 
 use super::{Context, Error};
@@ -39,33 +36,16 @@ pub async fn cleanup(claim: &NodeClaim, ctx: &Context) -> Result<Action, Error> 
 
     let mut targets: Vec<String> = provider_id.into_iter().collect();
     if targets.is_empty() {
-        let started = Instant::now();
-        let listed = ctx.cloud.list().await;
-        ctx.metrics.observe_cloud(
-            ctx.cloud.name(),
-            "List",
-            started.elapsed(),
-            listed.as_ref().err().map(CloudError::kind),
-        );
-        targets = listed?
+        targets = ctx
+            .cloud_list()
+            .await?
             .into_iter()
             .filter(|i| i.nodeclaim() == Some(name.as_str()))
             .map(|i| i.provider_id)
             .collect();
     }
     for pid in &targets {
-        let started = Instant::now();
-        let result = ctx.cloud.delete(pid).await;
-        ctx.metrics.observe_cloud(
-            ctx.cloud.name(),
-            "Delete",
-            started.elapsed(),
-            result.as_ref().err().map(CloudError::kind),
-        );
-        match result {
-            Ok(()) | Err(CloudError::NotFound(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
+        ctx.cloud_delete(pid).await?;
         tracing::info!(nodeclaim = %name, provider_id = %pid, "terminated instance");
     }
     let nodepool = claim

@@ -17,7 +17,6 @@ use crate::metrics::{ControllerLabel, NodePoolReason};
 use crate::scheduling::scheduler::schedule;
 
 use super::Context;
-use inputs::Snapshot;
 
 /// A round also runs this often while pods stay pending (a claim that failed to launch, an
 /// offering that came back), as Karpenter re-checks.
@@ -40,14 +39,7 @@ pub async fn run(ctx: Context) {
 
 /// One round; returns the names of the NodeClaims created.
 pub async fn provision(ctx: &Context) -> Result<Vec<String>, kube::Error> {
-    let snap = Snapshot {
-        pods: ctx.state.pods.state(),
-        nodes: ctx.state.nodes.state(),
-        nodeclaims: ctx.state.nodeclaims.state(),
-        nodepools: ctx.state.nodepools.state(),
-        nodeclasses: ctx.state.nodeclasses.state(),
-        daemonsets: ctx.state.daemonsets.state(),
-    };
+    let snap = ctx.state.snapshot();
     let catalog = ctx.cloud.catalog();
     let prepared = inputs::prepare(&snap, &catalog, SystemTime::now());
     if prepared.input.pods.is_empty() {

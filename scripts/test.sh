@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
+# CI builds once from clean: incremental caches would only take disk (GBs) and time.
+[ "${CI:-}" = "true" ] && export CARGO_INCREMENTAL=0
 
 step() { printf '\n== %s\n' "$*"; }
 

@@ -23,7 +23,7 @@ use capstan::cloud::aws::AwsProvider;
 use capstan::cloud::catalog::{CapacityType, PriceSource};
 use capstan::cloud::{CloudError, CloudProvider, InstanceState};
 
-mod common;
+use crate::common;
 use common::moto::{CLUSTER, DISCOVERY, Moto, ec2, network, settings};
 
 fn tags(kv: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {

@@ -4,7 +4,7 @@
 //! terminates the instance. No kubelet runs on moto's instances, so the claim never registers;
 //! registration is covered with the simulated provider (tests/provisioning.rs).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

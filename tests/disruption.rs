@@ -2,7 +2,7 @@
 //! `consolidateAfter` unless a budget holds them; underutilized nodes are consolidated onto
 //! cheaper capacity with every pod still running; a `do-not-disrupt` pod keeps its node.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

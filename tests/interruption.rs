@@ -5,7 +5,7 @@
 //! rebalance recommendation only posts an Event; a stopping instance is drained without hiding
 //! its spot pool.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;

@@ -2,7 +2,7 @@
 //! without releasing is replaced once its lease expires; a leader that shuts down releases the
 //! Lease and the standby takes over at once; never two leaders at a time.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -4,7 +4,7 @@
 //! the next offering; a restart between launch and status write launches no duplicate; nothing
 //! leaks.
 
-mod common;
+use crate::common;
 
 use common::cluster::*;
 

@@ -1,7 +1,7 @@
 //! `capstan run` as the Deployment runs it: against an API server from a kubeconfig, ready once
 //! the webhook cache has listed, and on SIGTERM it stops and exits 0.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

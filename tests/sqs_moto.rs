@@ -3,7 +3,7 @@
 //! EventBridge itself delivers to the queue through a rule, as Karpenter's CloudFormation sets
 //! it up. Without moto this prints why and passes, except under `CI=true`.
 
-mod common;
+use crate::common;
 
 use capstan::cloud::aws::StaticCredentials;
 use capstan::cloud::aws::sqs::{SqsQueue, SqsSettings};

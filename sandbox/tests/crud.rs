@@ -1,6 +1,6 @@
 //! CRUD, patches, selectors and status subresources through kube-rs.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -1,7 +1,7 @@
 //! Error answers are Kubernetes Status objects with the real server's codes and reasons;
 //! authentication; health, version and discovery endpoints.
 
-mod common;
+use crate::common;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams};

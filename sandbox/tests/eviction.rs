@@ -1,6 +1,6 @@
 //! pods/eviction against PodDisruptionBudgets, through kube-rs (`Api::<Pod>::evict`).
 
-mod common;
+use crate::common;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;

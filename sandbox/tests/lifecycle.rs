@@ -1,7 +1,7 @@
 //! Deletion semantics: finalizers and deletionTimestamp, ownerReference garbage collection
 //! (background, orphan, chains, shared owners), namespace deletion, and pods/binding.
 
-mod common;
+use crate::common;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;

@@ -1,7 +1,7 @@
 //! Custom resources against capstan's CRDs: structural validation, pruning per
 //! `fieldValidation`, and every CEL rule in manifests/crds/crds.yaml.
 
-mod common;
+use crate::common;
 
 use capstan_sandbox::cel;
 use serde_json::{Value, json};

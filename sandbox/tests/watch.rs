@@ -1,7 +1,7 @@
 //! Watches: raw WatchEvents, kube-rs `watcher` (list+watch and streaming list), `reflector`
 //! convergence, 410 for a too-old resourceVersion, bookmarks, selectors and timeouts.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

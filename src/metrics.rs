@@ -102,6 +102,9 @@ pub struct ControllerMetrics {
     pub nodepools_limit: Family<NodePoolResource, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub nodeclaims_disrupted: Family<NodePoolReason, Counter>,
     pub disruption_decisions: Family<DecisionLabels, Counter>,
+    pub disruption_eligible_nodes: Family<ReasonLabel, Gauge>,
+    pub disruption_evaluation_duration: Family<MethodLabel, Histogram>,
+    pub nodepools_allowed_disruptions: Family<NodePoolReason, Gauge>,
     pub interruption_received: Family<MessageTypeLabel, Counter>,
     pub interruption_deleted: Counter,
     pub interruption_queue_duration: Histogram,
@@ -117,7 +120,20 @@ pub struct MessageTypeLabel {
 pub struct DecisionLabels {
     /// `delete` or `replace`.
     pub decision: String,
+    /// Lower case, as Karpenter labels it: `empty`, `underutilized`, `drifted`, `expired`.
     pub reason: String,
+    /// `empty`, `single`, `multi`, or empty outside consolidation.
+    pub consolidation_type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MethodLabel {
+    pub method: String,
 }
 
 impl ControllerMetrics {
@@ -194,6 +210,9 @@ impl Metrics {
             nodepools_limit: Family::default(),
             nodeclaims_disrupted: Family::default(),
             disruption_decisions: Family::default(),
+            disruption_eligible_nodes: Family::default(),
+            disruption_evaluation_duration: Family::new_with_constructor(seconds_buckets),
+            nodepools_allowed_disruptions: Family::default(),
             interruption_received: Family::default(),
             interruption_deleted: Counter::default(),
             interruption_queue_duration: seconds_buckets(),
@@ -253,6 +272,21 @@ impl Metrics {
             "karpenter_voluntary_disruption_decisions",
             "Disruption decisions carried out, by decision and reason",
             c.disruption_decisions.clone(),
+        );
+        registry.register(
+            "karpenter_voluntary_disruption_eligible_nodes",
+            "Nodes each disruption method could act on, budgets aside, by reason",
+            c.disruption_eligible_nodes.clone(),
+        );
+        registry.register(
+            "karpenter_voluntary_disruption_decision_evaluation_duration_seconds",
+            "Time to compute one disruption decision, by method",
+            c.disruption_evaluation_duration.clone(),
+        );
+        registry.register(
+            "karpenter_nodepools_allowed_disruptions",
+            "Nodes the NodePool's budgets allow to disrupt now, by reason",
+            c.nodepools_allowed_disruptions.clone(),
         );
         registry.register(
             "karpenter_interruption_received_messages",
@@ -315,3 +349,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "metrics_dashboard_tests.rs"]
+mod dashboard_tests;

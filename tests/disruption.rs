@@ -1,16 +1,22 @@
 //! Disruption end to end in the sandbox with the simulated cloud: empty nodes go after
-//! `consolidateAfter` unless a budget holds them; underutilized nodes are consolidated onto
-//! cheaper capacity with every pod still running; a `do-not-disrupt` pod keeps its node.
+//! `consolidateAfter` unless a budget (a cron window with `nodes: "0"`) holds them; underutilized
+//! nodes are consolidated onto cheaper capacity with every pod still running; a `do-not-disrupt`
+//! pod keeps its node, and so does a pod under a PDB with `minAvailable` = all; the Events say
+//! why.
 
 use crate::common;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use capstan::apis::NodePool;
 use capstan::cloud::CloudProvider;
 use common::cluster::*;
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Api, Patch, PatchParams};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
 
 async fn scale(client: &kube::Client, name: &str, replicas: i32) {
@@ -47,8 +53,10 @@ async fn empty_nodes_go_after_consolidate_after_unless_a_budget_holds_them() {
     apply_pool_with(
         &client,
         generic_requirements(),
+        // A maintenance freeze in force all the time: fires every minute, lasts an hour.
         json!({"consolidationPolicy": "WhenEmpty", "consolidateAfter": "1s",
-               "budgets": [{"nodes": "0", "reasons": ["Empty"]}]}),
+               "budgets": [{"nodes": "0", "reasons": ["Empty"],
+                            "schedule": "* * * * *", "duration": "1h"}]}),
     )
     .await;
     deploy(&client, "web", 4, "1", "1Gi").await;
@@ -59,9 +67,36 @@ async fn empty_nodes_go_after_consolidate_after_unless_a_budget_holds_them() {
     let before = claims(&client).await.len();
     scale(&client, "web", 0).await;
 
-    // The budget allows no Empty disruption: the nodes stay.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The budget allows no Empty disruption: the nodes stay, and the Events name the budget.
+    wait_for(
+        20,
+        "an event naming the budget on every NodeClaim",
+        || async {
+            let notes = claim_notes(&client).await;
+            notes.len() == before
+                && notes.values().all(|n| {
+                    n.iter().any(|n| {
+                        n.starts_with("budget 0 of") && n.contains("(nodes 0 (schedule * * * * *)")
+                    })
+                })
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(claims(&client).await.len(), before, "held by the budget");
+    let text = cluster.metrics.render();
+    assert!(
+        text.contains(
+            "karpenter_nodepools_allowed_disruptions{nodepool=\"default\",reason=\"Empty\"} 0"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "karpenter_voluntary_disruption_eligible_nodes{{reason=\"empty\"}} {before}"
+        )),
+        "{text}"
+    );
 
     // Lift the budget: the empty nodes go, and their instances with them.
     let pools: Api<NodePool> = Api::all(client.clone());
@@ -99,17 +134,34 @@ async fn underutilized_nodes_are_consolidated_and_every_pod_keeps_running() {
                "budgets": [{"nodes": "100%"}]}),
     )
     .await;
-    deploy(&client, "web", 24, "1", "1Gi").await;
-    wait_for(30, "24 pods running", || async {
-        running_pods(&client, "web").await == 24
+    deploy(&client, "web", 30, "1", "1Gi").await;
+    wait_for(30, "30 pods running", || async {
+        running_pods(&client, "web").await == 30
     })
     .await;
     let big = hourly(&cluster);
-    scale(&client, "web", 2).await;
-    wait_for(45, "cheaper capacity with both pods running", || async {
-        running_pods(&client, "web").await == 2 && hourly(&cluster) < big / 2.0
+    scale(&client, "web", 3).await;
+    wait_for(60, "cheaper capacity with the 3 pods running", || async {
+        running_pods(&client, "web").await == 3 && hourly(&cluster) < big / 2.0
     })
     .await;
+    let text = cluster.metrics.render();
+    assert!(
+        text.contains("karpenter_voluntary_disruption_decisions_total{decision=")
+            && text.contains("reason=\"underutilized\",consolidation_type="),
+        "{text}"
+    );
+    assert!(
+        text.contains("karpenter_voluntary_disruption_decision_evaluation_duration_seconds_count{method=\"all\"}"),
+        "{text}"
+    );
+    let terminating = event_notes(&client, "DisruptionTerminating").await;
+    assert!(
+        terminating
+            .iter()
+            .any(|n| n.starts_with("Disrupting NodeClaim: Underutilized/")),
+        "{terminating:?}"
+    );
     cluster.stop().await;
 }
 
@@ -179,4 +231,105 @@ async fn a_do_not_disrupt_pod_keeps_its_node() {
     );
     assert_eq!(running_pods(&client, "pinned").await, 1);
     cluster.stop().await;
+}
+
+#[tokio::test]
+async fn a_pdb_with_min_available_all_keeps_its_pods_nodes_and_the_event_says_so() {
+    let cluster = Cluster::start().await;
+    let client = cluster.client();
+    apply_pool_with(
+        &client,
+        generic_requirements(),
+        json!({"consolidationPolicy": "WhenEmptyOrUnderutilized", "consolidateAfter": "1s",
+               "budgets": [{"nodes": "100%"}]}),
+    )
+    .await;
+    deploy(&client, "guarded", 3, "500m", "256Mi").await;
+    deploy(&client, "web", 12, "1", "1Gi").await;
+    wait_for(30, "all pods running", || async {
+        running_pods(&client, "web").await == 12 && running_pods(&client, "guarded").await == 3
+    })
+    .await;
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "default");
+    let pdb: PodDisruptionBudget = serde_json::from_value(json!({
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": "guarded", "namespace": "default"},
+        "spec": {"minAvailable": "100%", "selector": {"matchLabels": {"app": "guarded"}}}
+    }))
+    .expect("pdb");
+    pdbs.create(&Default::default(), &pdb)
+        .await
+        .expect("create pdb");
+    let guarded_before = pod_uids(&client, "guarded").await;
+    scale(&client, "web", 0).await;
+
+    // The nodes with only web pods go; those with guarded pods stay, and say why.
+    wait_for(30, "an event naming the PDB on a NodeClaim", || async {
+        claim_notes(&client).await.values().any(|n| {
+            n.iter()
+                .any(|n| n == "pdb default/guarded prevents pod evictions")
+        })
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        pod_uids(&client, "guarded").await,
+        guarded_before,
+        "no guarded pod may be evicted"
+    );
+    cluster.stop().await;
+}
+
+/// The uids of the app's pods (a pod evicted and recreated has a new one).
+async fn pod_uids(client: &kube::Client, app: &str) -> BTreeSet<String> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.list(&ListParams::default().labels(&format!("app={app}")))
+        .await
+        .expect("pods")
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.uid)
+        .collect()
+}
+
+/// The notes of the Events on each live NodeClaim, by NodeClaim name.
+async fn claim_notes(client: &kube::Client) -> BTreeMap<String, Vec<String>> {
+    let live: BTreeSet<String> = claims(client)
+        .await
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
+    let mut out: BTreeMap<String, Vec<String>> =
+        live.iter().map(|n| (n.clone(), Vec::new())).collect();
+    for e in events(client).await {
+        let Some(r) = e
+            .regarding
+            .filter(|r| r.kind.as_deref() == Some("NodeClaim"))
+        else {
+            continue;
+        };
+        if let (Some(name), Some(note)) = (r.name, e.note)
+            && let Some(notes) = out.get_mut(&name)
+        {
+            notes.push(note);
+        }
+    }
+    out
+}
+
+async fn event_notes(client: &kube::Client, reason: &str) -> Vec<String> {
+    events(client)
+        .await
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .filter_map(|e| e.note)
+        .collect()
+}
+
+async fn events(client: &kube::Client) -> Vec<Event> {
+    let api: Api<Event> = Api::all(client.clone());
+    api.list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
 }

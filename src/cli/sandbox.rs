@@ -15,7 +15,8 @@ use kube::discovery::Discovery;
 use kube::{Client, Config};
 
 use super::CliResult;
-use crate::cloud::queue::SimQueue;
+use crate::cloud::aws::sqs::{SqsQueue, SqsSettings};
+use crate::cloud::queue::{InterruptionQueue, SimQueue};
 use crate::cloud::sim::{SimProvider, SimSettings};
 use crate::cloud::sim_kubelet::SimKubelet;
 use crate::controllers::{Controllers, Settings};
@@ -52,6 +53,34 @@ pub struct Args {
     /// Run the API server and webhooks only (no controllers, no simulated cloud).
     #[arg(long)]
     pub no_controllers: bool,
+    /// Receive interruption events from this SQS queue (by name, as Karpenter's
+    /// `INTERRUPTION_QUEUE`) instead of an in-memory queue: spot warnings for the simulated
+    /// instances, sent as EventBridge sends them. Credentials from the usual AWS environment.
+    #[arg(long)]
+    pub interruption_queue: Option<String>,
+    /// The SQS endpoint for `--interruption-queue` (e.g. moto's); default: the region's.
+    #[arg(long)]
+    pub sqs_endpoint: Option<String>,
+}
+
+/// The queue interruption listens on: SQS when asked for, else in memory (nothing sends to it,
+/// but the controller runs as it does on AWS).
+async fn interruption_queue(
+    args: &Args,
+) -> Result<Arc<dyn InterruptionQueue>, Box<dyn std::error::Error>> {
+    let Some(name) = args.interruption_queue.as_deref().filter(|n| !n.is_empty()) else {
+        return Ok(Arc::new(SimQueue::new()));
+    };
+    let settings = SqsSettings {
+        region: args.region.clone(),
+        queue_name: name.to_string(),
+        endpoint_url: args.sqs_endpoint.clone(),
+        credentials: None,
+    };
+    match SqsQueue::new(&settings).await {
+        Ok(q) => Ok(Arc::new(q)),
+        Err(e) => Err(format!("--interruption-queue {name:?}: {e}").into()),
+    }
 }
 
 pub fn run(args: &Args) -> CliResult {
@@ -110,8 +139,20 @@ async fn serve(args: &Args) -> CliResult {
             Duration::from_millis(args.boot_delay_ms),
         );
         let mut settings = Settings::new(&args.cluster_name);
-        // In memory: nothing sends to it yet, but the controller runs as it does on AWS.
-        settings.interruption_queue = Some(Arc::new(SimQueue::new()));
+        let queue = match interruption_queue(args).await {
+            Ok(q) => q,
+            Err(e) => {
+                kubelet.stop();
+                webhooks.shutdown().await;
+                sandbox.shutdown().await;
+                return Err(e);
+            }
+        };
+        let queue_name = match &args.interruption_queue {
+            Some(name) if !name.is_empty() => format!("SQS queue {name}"),
+            _ => "in-memory queue".to_string(),
+        };
+        settings.interruption_queue = Some(queue);
         match Controllers::start(kube_config.clone(), cloud, settings, &metrics).await {
             Ok(c) => running = Some((c, kubelet)),
             Err(e) => {
@@ -122,7 +163,7 @@ async fn serve(args: &Args) -> CliResult {
             }
         }
         println!(
-            "controllers: provisioning, nodeclaim lifecycle, termination, disruption, interruption (in-memory queue), garbage collection (simulated cloud, {})",
+            "controllers: provisioning, nodeclaim lifecycle, termination, disruption, interruption ({queue_name}), garbage collection (simulated cloud, {})",
             args.region
         );
     }

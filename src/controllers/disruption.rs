@@ -18,8 +18,10 @@ use serde_json::json;
 use crate::apis::NodeClaim;
 use crate::apis::labels::{DISRUPTED_TAINT_KEY, NODEPOOL};
 use crate::apis::nodeclaim::conditions::INITIALIZED;
-use crate::disruption::{ClusterView, Command, Options, PriceBook, decide};
-use crate::metrics::{DecisionLabels, NodePoolReason};
+use crate::disruption::{
+    ClusterView, Command, Decision, EVENT_UNCONSOLIDATABLE, Options, PriceBook, decide, validation,
+};
+use crate::metrics::{DecisionLabels, MethodLabel, NodePoolReason, ReasonLabel};
 use crate::scheduling::scheduler::PlannedClaim;
 
 use super::Context;
@@ -59,13 +61,15 @@ pub fn view(ctx: &Context) -> ClusterView {
 async fn round(ctx: &Context, posted: &mut BTreeMap<String, String>) -> Result<(), kube::Error> {
     let view = view(ctx);
     let started = Instant::now();
+    let decided_at = SystemTime::now();
     let decision = decide(
         &view,
-        SystemTime::now(),
+        decided_at,
         &Options {
             spot_to_spot_consolidation: ctx.settings.spot_to_spot_consolidation,
         },
     );
+    record(ctx, &decision, started.elapsed());
     tracing::debug!(
         commands = decision.commands.len(),
         blocked = decision.blocked.len(),
@@ -77,32 +81,84 @@ async fn round(ctx: &Context, posted: &mut BTreeMap<String, String>) -> Result<(
             continue;
         }
         posted.insert(b.nodeclaim.clone(), b.message.clone());
-        if let Some(claim) = view
-            .nodeclaims
-            .iter()
-            .find(|c| c.metadata.name.as_deref() == Some(b.nodeclaim.as_str()))
-        {
-            ctx.events
-                .normal(claim.as_ref(), b.event_reason, b.message.clone())
-                .await;
-        }
-        if let Some(node) = b.node.as_ref().and_then(|n| {
-            view.nodes
-                .iter()
-                .find(|x| x.metadata.name.as_ref() == Some(n))
-        }) {
-            ctx.events
-                .normal(node.as_ref(), b.event_reason, b.message.clone())
-                .await;
-        }
+        post(
+            ctx,
+            &view,
+            &b.nodeclaim,
+            b.node.as_deref(),
+            b.event_reason,
+            &b.message,
+        )
+        .await;
     }
     for command in &decision.commands {
-        execute(ctx, &view, command).await?;
+        let moved = validation::moved(&view, command, decided_at);
+        execute(ctx, &view, command, &moved, started).await?;
     }
     Ok(())
 }
 
-async fn execute(ctx: &Context, view: &ClusterView, command: &Command) -> Result<(), kube::Error> {
+/// The decision's gauges and its evaluation time.
+fn record(ctx: &Context, decision: &Decision, took: Duration) {
+    let m = &ctx.metrics;
+    m.disruption_evaluation_duration
+        .get_or_create(&MethodLabel {
+            method: "all".into(),
+        })
+        .observe(took.as_secs_f64());
+    for (reason, n) in &decision.eligible {
+        m.disruption_eligible_nodes
+            .get_or_create(&ReasonLabel {
+                reason: reason.as_str().to_lowercase(),
+            })
+            .set(*n as i64);
+    }
+    for (pool, reason, n) in &decision.allowed {
+        m.nodepools_allowed_disruptions
+            .get_or_create(&NodePoolReason {
+                nodepool: pool.clone(),
+                reason: reason.as_str().to_string(),
+            })
+            .set(*n as i64);
+    }
+}
+
+/// An Event on the NodeClaim and, when it has one, its Node.
+async fn post(
+    ctx: &Context,
+    view: &ClusterView,
+    nodeclaim: &str,
+    node: Option<&str>,
+    reason: &str,
+    message: &str,
+) {
+    if let Some(claim) = view
+        .nodeclaims
+        .iter()
+        .find(|c| c.metadata.name.as_deref() == Some(nodeclaim))
+    {
+        ctx.events
+            .normal(claim.as_ref(), reason, message.to_string())
+            .await;
+    }
+    if let Some(node) = node.and_then(|n| {
+        view.nodes
+            .iter()
+            .find(|x| x.metadata.name.as_deref() == Some(n))
+    }) {
+        ctx.events
+            .normal(node.as_ref(), reason, message.to_string())
+            .await;
+    }
+}
+
+async fn execute(
+    ctx: &Context,
+    view: &ClusterView,
+    command: &Command,
+    moved: &validation::Moved,
+    decided: Instant,
+) -> Result<(), kube::Error> {
     let claims_api: Api<NodeClaim> = Api::all(ctx.client.clone());
     let candidates: Vec<&NodeClaim> = command
         .candidates
@@ -137,6 +193,24 @@ async fn execute(ctx: &Context, view: &ClusterView, command: &Command) -> Result
         &command.reason.as_str().to_lowercase(),
     )
     .await?;
+    for r in &launched {
+        ctx.events
+            .normal(
+                r,
+                "DisruptionLaunching",
+                format!(
+                    "Launching NodeClaim: {}/{} of {}",
+                    command.reason.as_str(),
+                    command.decision(),
+                    command.candidates.join(", ")
+                ),
+            )
+            .await;
+    }
+    let launched: Vec<String> = launched
+        .iter()
+        .filter_map(|c| c.metadata.name.clone())
+        .collect();
     let nodes_api: Api<Node> = Api::all(ctx.client.clone());
     let candidate_nodes: Vec<String> = candidates
         .iter()
@@ -147,13 +221,30 @@ async fn execute(ctx: &Context, view: &ClusterView, command: &Command) -> Result
     }
     if !launched.is_empty() && !wait_initialized(ctx, &launched).await {
         tracing::warn!(replacements = ?launched, "replacements did not initialize; aborting the disruption");
-        for n in &candidate_nodes {
-            set_disrupted_taint(&nodes_api, n, false).await?;
+        return abort(ctx, &candidate_nodes, &launched).await;
+    }
+    // Emptiness and consolidation act on a cluster that has settled: the pods the decision moved
+    // must still be the ones there, and nothing new may block (Karpenter waits 15 s).
+    if validation::needs_validation(command.reason) {
+        let settle = ctx.settings.disruption_validation;
+        if let Some(rest) = settle.checked_sub(decided.elapsed()) {
+            tokio::time::sleep(rest).await;
         }
-        for r in &launched {
-            let _ = claims_api.delete(r, &DeleteParams::default()).await;
+        if let Err(why) = validation::validate(&self::view(ctx), command, moved, SystemTime::now())
+        {
+            tracing::info!(
+                reason = command.reason.as_str(),
+                nodeclaims = ?command.candidates,
+                "abandoning the disruption: {why}"
+            );
+            for c in &candidates {
+                let name = c.metadata.name.as_deref().unwrap_or_default();
+                let node = c.status.as_ref().and_then(|s| s.node_name.as_deref());
+                let note = format!("Disruption abandoned: {why}");
+                post(ctx, view, name, node, EVENT_UNCONSOLIDATABLE, &note).await;
+            }
+            return abort(ctx, &candidate_nodes, &launched).await;
         }
-        return Ok(());
     }
     for c in &candidates {
         let name = c.metadata.name.clone().unwrap_or_default();
@@ -190,19 +281,41 @@ async fn execute(ctx: &Context, view: &ClusterView, command: &Command) -> Result
         .disruption_decisions
         .get_or_create(&DecisionLabels {
             decision: command.decision().into(),
-            reason: command.reason.as_str().into(),
+            reason: command.reason.as_str().to_lowercase(),
+            consolidation_type: command.consolidation_type().into(),
         })
         .inc();
     Ok(())
 }
 
+/// A command that may not go on: its candidates untainted, its replacements deleted.
+async fn abort(
+    ctx: &Context,
+    candidate_nodes: &[String],
+    launched: &[String],
+) -> Result<(), kube::Error> {
+    let nodes_api: Api<Node> = Api::all(ctx.client.clone());
+    for n in candidate_nodes {
+        set_disrupted_taint(&nodes_api, n, false).await?;
+    }
+    let claims_api: Api<NodeClaim> = Api::all(ctx.client.clone());
+    for r in launched {
+        match claims_api.delete(r, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(e) if super::is_not_found(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Creates a NodeClaim for each planned replacement (skipping those whose pool is gone);
-/// returns their names. `reason` labels `karpenter_nodeclaims_created`.
+/// returns them as created. `reason` labels `karpenter_nodeclaims_created`.
 pub(crate) async fn launch_replacements(
     ctx: &Context,
     planned: &[PlannedClaim],
     reason: &str,
-) -> Result<Vec<String>, kube::Error> {
+) -> Result<Vec<NodeClaim>, kube::Error> {
     let claims_api: Api<NodeClaim> = Api::all(ctx.client.clone());
     let mut launched = Vec::new();
     for planned in planned {
@@ -219,7 +332,7 @@ pub(crate) async fn launch_replacements(
                 reason: reason.to_string(),
             })
             .inc();
-        launched.push(created.metadata.name.unwrap_or_default());
+        launched.push(created);
     }
     Ok(launched)
 }

@@ -121,6 +121,13 @@ async fn act(ctx: &Context, kind: &Kind, instance_id: &str) -> Result<(), kube::
     if kind.action() != Action::CordonAndDrain || claim.metadata.deletion_timestamp.is_some() {
         return Ok(());
     }
+    // A redelivered message (SQS is at-least-once) may come before the cache has seen the first
+    // delivery's delete: ask the API server, so that one warning never launches twice.
+    let claims: Api<NodeClaim> = Api::all(ctx.client.clone());
+    match claims.get_opt(&name).await? {
+        Some(c) if c.metadata.deletion_timestamp.is_none() => {}
+        _ => return Ok(()),
+    }
     let label = |k: &str| {
         claim
             .metadata
@@ -146,7 +153,11 @@ async fn act(ctx: &Context, kind: &Kind, instance_id: &str) -> Result<(), kube::
     }
     let planned = crate::disruption::replacements_for(&view(ctx), &name, SystemTime::now())
         .unwrap_or_default();
-    let launched = launch_replacements(ctx, &planned, "interruption").await?;
+    let launched: Vec<String> = launch_replacements(ctx, &planned, "interruption")
+        .await?
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
     tracing::info!(
         nodeclaim = %name,
         instance = instance_id,
@@ -154,7 +165,6 @@ async fn act(ctx: &Context, kind: &Kind, instance_id: &str) -> Result<(), kube::
         replacements = ?launched,
         "interruption: deleting the NodeClaim"
     );
-    let claims: Api<NodeClaim> = Api::all(ctx.client.clone());
     match claims.delete(&name, &DeleteParams::default()).await {
         Ok(_) => {}
         Err(e) if super::is_not_found(&e) => return Ok(()),

@@ -53,6 +53,9 @@ pub struct Settings {
     pub resync: Duration,
     /// How often disruption decides (Karpenter: 10 s).
     pub disruption_poll: Duration,
+    /// How long an emptiness or consolidation decision settles before it is re-validated and
+    /// carried out (Karpenter: 15 s).
+    pub disruption_validation: Duration,
     /// Feature gate `SpotToSpotConsolidation`.
     pub spot_to_spot_consolidation: bool,
     /// Where interruption events arrive (`INTERRUPTION_QUEUE`); None: no interruption
@@ -70,6 +73,7 @@ impl Settings {
             gc_grace: Duration::from_secs(30),
             resync: Duration::from_secs(10),
             disruption_poll: Duration::from_secs(10),
+            disruption_validation: Duration::from_secs(15),
             spot_to_spot_consolidation: false,
             interruption_queue: None,
         }

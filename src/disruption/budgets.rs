@@ -203,6 +203,13 @@ impl<'a> Budgets<'a> {
         a
     }
 
+    /// Every NodePool with its count of initialized nodes.
+    pub fn pools(&self) -> impl Iterator<Item = (&'a str, usize)> + '_ {
+        self.pools
+            .iter()
+            .map(|(name, (_, total, _))| (*name, *total))
+    }
+
     pub fn left(&self, pool: &str, reason: Reason) -> usize {
         self.allowance(pool, reason).allowed
     }

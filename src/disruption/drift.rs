@@ -41,20 +41,24 @@ pub fn is_drifted(claim: &NodeClaim, pool: &NodePool) -> bool {
     }
 }
 
+/// The candidates drift may replace, budgets aside.
+pub fn eligible<'a>(usable: &[&'a Candidate]) -> Vec<&'a Candidate> {
+    usable
+        .iter()
+        .copied()
+        .filter(|c| c.nodepool.as_ref().is_some_and(|p| is_drifted(&c.claim, p)))
+        // Karpenter v1: a claim with a terminationGracePeriod drifts even through blocking pods.
+        .filter(|c| c.pod_block.is_none() || c.has_termination_grace_period())
+        .collect()
+}
+
 pub fn drifted(
     view: &ClusterView,
     usable: &[&Candidate],
     budgets: &mut Budgets,
     blocked: &mut Vec<Blocked>,
 ) -> Option<Command> {
-    let drifted: Vec<&Candidate> = usable
-        .iter()
-        .copied()
-        .filter(|c| c.nodepool.as_ref().is_some_and(|p| is_drifted(&c.claim, p)))
-        // Karpenter v1: a claim with a terminationGracePeriod drifts even through blocking pods.
-        .filter(|c| c.pod_block.is_none() || c.has_termination_grace_period())
-        .collect();
-    let drifted = by_cost(&drifted);
+    let drifted = by_cost(&eligible(usable));
     let (empty, busy): (Vec<&Candidate>, Vec<&Candidate>) =
         drifted.into_iter().partition(|c| c.is_empty());
     let taken = budgets.take(empty, Reason::Drifted, blocked);

@@ -15,12 +15,13 @@ pub mod emptiness;
 pub mod expiration;
 mod simulate;
 pub mod time;
+pub mod validation;
 pub mod view;
 
 #[cfg(test)]
 mod testkit;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
 use crate::apis::nodepool::DisruptionReason;
@@ -89,6 +90,17 @@ impl Command {
             "replace"
         }
     }
+
+    /// Karpenter's `consolidation_type` label: `empty`, `single` or `multi` for consolidation,
+    /// empty for the other reasons.
+    pub fn consolidation_type(&self) -> &'static str {
+        match self.reason {
+            Reason::Empty => "empty",
+            Reason::Underutilized if self.candidates.len() > 1 => "multi",
+            Reason::Underutilized => "single",
+            Reason::Drifted | Reason::Expired => "",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -116,6 +128,12 @@ pub struct Blocked {
 pub struct Decision {
     pub commands: Vec<Command>,
     pub blocked: Vec<Blocked>,
+    /// Nodes each graceful method could act on now, budgets aside
+    /// (`karpenter_voluntary_disruption_eligible_nodes`).
+    pub eligible: BTreeMap<Reason, usize>,
+    /// Per (NodePool, reason): how many nodes the budgets allow to disrupt now, at most the pool's
+    /// node count (`karpenter_nodepools_allowed_disruptions`).
+    pub allowed: Vec<(String, Reason, usize)>,
 }
 
 /// Everything disruption would do now, in Karpenter's order (see the module documentation).
@@ -131,17 +149,37 @@ pub fn decide(view: &ClusterView, now: SystemTime, opts: &Options) -> Decision {
         .iter()
         .filter(|c| c.block.is_none() && !expiring.contains(c.name()))
         .collect();
+    let graceful_reasons = [Reason::Drifted, Reason::Empty, Reason::Underutilized];
+    let allowed = budgets
+        .pools()
+        .flat_map(|(pool, total)| {
+            let budgets = &budgets;
+            graceful_reasons
+                .iter()
+                .map(move |&r| (pool.to_string(), r, budgets.left(pool, r).min(total)))
+        })
+        .collect();
+    let mut eligible = BTreeMap::from([
+        (Reason::Drifted, drift::eligible(&usable).len()),
+        (Reason::Empty, emptiness::eligible(&usable, now).len()),
+    ]);
+    let consolidatable = consolidation::eligible(&usable, now, &mut blocked);
+    eligible.insert(Reason::Underutilized, consolidatable.len());
 
     let graceful = drift::drifted(view, &usable, &mut budgets, &mut blocked)
         .or_else(|| emptiness::empty(&usable, now, &mut budgets, &mut blocked))
         .or_else(|| {
-            let eligible = consolidation::eligible(&usable, now, &mut blocked);
-            consolidation::multi_node(view, &eligible, &budgets, opts).or_else(|| {
-                consolidation::single_node(view, &eligible, &budgets, opts, &mut blocked)
+            consolidation::multi_node(view, &consolidatable, &budgets, opts).or_else(|| {
+                consolidation::single_node(view, &consolidatable, &budgets, opts, &mut blocked)
             })
         });
     commands.extend(graceful);
-    Decision { commands, blocked }
+    Decision {
+        commands,
+        blocked,
+        eligible,
+        allowed,
+    }
 }
 
 #[cfg(test)]

@@ -62,6 +62,7 @@ impl Cluster {
         settings.resync = Duration::from_millis(300);
         settings.registration_ttl = self.registration_ttl;
         settings.disruption_poll = Duration::from_millis(500);
+        settings.disruption_validation = Duration::from_secs(1);
         settings.interruption_queue = self.interruption_queue.clone();
         let config = super::config_from(self.env.sandbox.kubeconfig_path()).await;
         let controllers = Controllers::start(config, self.cloud.clone(), settings, &self.metrics)

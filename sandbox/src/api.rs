@@ -11,6 +11,7 @@
 //! verbs are the sandbox's own bookkeeping (garbage collection, CRD preloading), which no
 //! webhook sees; they share the async code and complete at the first poll.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ use crate::admission::{Admission, Attributes, Operation};
 use crate::crd;
 use crate::defaults::{apply_built_in_defaults, apply_schema_defaults};
 use crate::errors::ApiError;
+use crate::events;
 use crate::object::{
     deletion_timestamp, finalizers, generate_name, meta_mut, name, namespace, new_uid, now_rfc3339,
     owner_uids, parse_rv, random_suffix, resource_version, uid,
@@ -189,6 +191,30 @@ impl Api {
         Ok(())
     }
 
+    /// An incoming object of `rt` (type-checked) in the shape it is stored in: converted when
+    /// `rt` is an alias. The write then goes on as one of the storage's type.
+    fn to_storage(rt: &ResourceType, obj: Value) -> Value {
+        match &rt.storage {
+            Some(storage) => events::convert(&obj, &storage.api_version()).unwrap_or(obj),
+            None => obj,
+        }
+    }
+
+    /// Selectors of a request on `rt` as they apply to stored objects: an alias's field labels
+    /// renamed to its storage's (events.k8s.io Events are the only alias).
+    pub fn storage_selectors<'a>(
+        rt: &ResourceType,
+        selectors: &'a Selectors,
+    ) -> Cow<'a, Selectors> {
+        if rt.storage.is_none() {
+            return Cow::Borrowed(selectors);
+        }
+        Cow::Owned(Selectors {
+            labels: selectors.labels.clone(),
+            fields: selectors.fields.relabel(events::core_field_label),
+        })
+    }
+
     /// Namespace of the body vs the URL: filled in when empty, 400 when different, cleared for
     /// cluster-scoped kinds.
     fn settle_namespace(rt: &ResourceType, ns: &str, obj: &mut Value) -> Result<(), ApiError> {
@@ -284,6 +310,8 @@ impl Api {
         checks: &mut WriteChecks,
     ) -> Result<Arc<Value>, ApiError> {
         Self::check_type(rt, &mut obj)?;
+        let mut obj = Self::to_storage(rt, obj);
+        let rt = rt.stored_as();
         Self::settle_namespace(rt, ns, &mut obj)?;
         Self::prune_custom(rt, &mut obj, checks)?;
         if rt.namespaced && self.store.get(&namespaces_gr(), "", ns).is_none() {
@@ -457,9 +485,10 @@ impl Api {
         Ok(())
     }
 
+    /// The stored object (in its storage's shape for an alias: see [`Api::at_version`]).
     pub fn get(&self, rt: &ResourceType, ns: &str, name: &str) -> Result<Arc<Value>, ApiError> {
         self.store
-            .get(&rt.gr(), ns, name)
+            .get(&rt.stored_as().gr(), ns, name)
             .ok_or_else(|| ApiError::not_found(&rt.gr(), name))
     }
 
@@ -470,7 +499,9 @@ impl Api {
         ns: Option<&str>,
         selectors: &Selectors,
     ) -> (Vec<Arc<Value>>, u64) {
-        self.store.list(&rt.gr(), ns, |o| selectors.matches(o))
+        let selectors = Self::storage_selectors(rt, selectors);
+        self.store
+            .list(&rt.stored_as().gr(), ns, |o| selectors.matches(o))
     }
 
     /// The incoming object with what the client may not change restored from the stored one:
@@ -698,6 +729,9 @@ impl Api {
         checks: &mut WriteChecks,
     ) -> Result<Arc<Value>, ApiError> {
         Self::check_type(rt, &mut obj)?;
+        let mut obj = Self::to_storage(rt, obj);
+        let served = rt;
+        let rt = rt.stored_as();
         Self::settle_namespace(rt, ns, &mut obj)?;
         let body_name = name(&obj).to_string();
         if body_name.is_empty() {
@@ -721,7 +755,7 @@ impl Api {
             ));
         }
         for _ in 0..MAX_RETRIES {
-            let current = self.get(rt, ns, url_name)?;
+            let current = self.get(served, ns, url_name)?;
             if let Some(rv) = pinned
                 && resource_version(&current) != rv.to_string()
             {
@@ -792,11 +826,15 @@ impl Api {
         if checks.field_manager.is_none() {
             checks.field_manager = field_manager.map(str::to_string);
         }
+        // Patches apply to the object as the client sees it (an alias's shape), the write
+        // goes on in the storage's.
+        let served = rt;
+        let rt = rt.stored_as();
         for _ in 0..MAX_RETRIES {
             let Some(current) = self.store.get(&rt.gr(), ns, url_name) else {
                 if kind == PatchType::Apply && sub == Sub::Main {
                     let mut applied = parse_apply_body(body)?;
-                    Self::require_kind(rt, &applied)?;
+                    Self::require_kind(served, &applied)?;
                     let n = name(&applied).to_string();
                     if !n.is_empty() && n != url_name {
                         return Err(ApiError::bad_request(format!(
@@ -804,23 +842,25 @@ impl Api {
                         )));
                     }
                     meta_mut(&mut applied)?.insert("name".into(), json!(url_name));
-                    match self.create_admitted(rt, ns, applied, checks).await {
+                    match self.create_admitted(served, ns, applied, checks).await {
                         Err(e) if e.reason == "AlreadyExists" => continue,
                         other => return other.map(|o| (o, true)),
                     }
                 }
-                return Err(ApiError::not_found(&rt.gr(), url_name));
+                return Err(ApiError::not_found(&served.gr(), url_name));
             };
+            let view = Self::at_version(served, &current);
             let mut patched = if kind == PatchType::Apply {
                 let applied = parse_apply_body(body)?;
-                Self::require_kind(rt, &applied)?;
-                let mut doc = (*current).clone();
+                Self::require_kind(served, &applied)?;
+                let mut doc = (*view).clone();
                 apply_merge(&mut doc, &applied);
                 doc
             } else {
-                patch_object(kind, &current, body)?
+                patch_object(kind, &view, body)?
             };
-            Self::check_type(rt, &mut patched)?;
+            Self::check_type(served, &mut patched)?;
+            let patched = Self::to_storage(served, patched);
             if name(&patched) != url_name || namespace(&patched) != namespace(&current) {
                 return Err(ApiError::bad_request(format!(
                     "the name of the object ({}) does not match the name on the URL ({url_name})",
@@ -883,8 +923,10 @@ impl Api {
         opts: &DeleteOptions,
         checks: &mut WriteChecks,
     ) -> Result<(Arc<Value>, bool), ApiError> {
+        let served = rt;
+        let rt = rt.stored_as();
         for _ in 0..MAX_RETRIES {
-            let current = self.get(rt, ns, name_)?;
+            let current = self.get(served, ns, name_)?;
             if let Some(want) = &opts.precondition_uid
                 && want != uid(&current)
             {
@@ -1066,7 +1108,8 @@ impl Api {
     fn delete_namespace_contents(&self, ns: &str) {
         let mut seen = HashSet::new();
         for rt in self.registry.all() {
-            if !rt.namespaced || !seen.insert(rt.gr()) {
+            // An alias's objects go with its storage's.
+            if !rt.namespaced || rt.storage.is_some() || !seen.insert(rt.gr()) {
                 continue;
             }
             let (objects, _) = self.store.list(&rt.gr(), Some(ns), |_| true);
@@ -1136,12 +1179,16 @@ impl Api {
         Err(ApiError::conflict(&rt.gr(), pod))
     }
 
-    /// The object as served at `rt`'s version (custom resources are stored once for all
-    /// versions; conversion is `None`, i.e. only apiVersion changes).
+    /// The object as served at `rt`'s version: an alias's converted from its storage's shape;
+    /// custom resources are stored once for all versions, with conversion `None` (only
+    /// apiVersion changes).
     pub fn at_version(rt: &ResourceType, obj: &Arc<Value>) -> Arc<Value> {
         let want = rt.api_version();
         if obj.get("apiVersion").and_then(Value::as_str) == Some(want.as_str()) {
             return obj.clone();
+        }
+        if let Some(converted) = events::convert(obj, &want) {
+            return Arc::new(converted);
         }
         let mut o = (**obj).clone();
         if let Some(m) = o.as_object_mut() {

@@ -150,6 +150,7 @@ pub fn resource_types(crd: &Value) -> Result<Vec<ResourceType>, ApiError> {
                         .cloned()
                         .unwrap_or_default(),
                 }),
+                storage: None,
             }
         })
         .filter(|rt| !rt.version.is_empty())

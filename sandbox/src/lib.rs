@@ -8,7 +8,8 @@
 //! - [`store`]: sharded in-memory objects, resourceVersions, event history
 //! - [`watch`]: watch streams; [`selectors`]: label/field selectors; [`patch`]: patch types;
 //!   [`strategic`]: strategic merge patch
-//! - [`registry`]: served kinds; [`crd`]: what a CRD serves; [`defaults`]: defaulting
+//! - [`registry`]: served kinds; [`crd`]: what a CRD serves; [`defaults`]: defaulting;
+//!   [`events`]: core/v1 and events.k8s.io/v1 Events, one stored resource, converted
 //! - [`admission`]: the mutating and validating webhook chain; [`webhook_client`]: its HTTPS
 //!   client
 //! - [`eviction`]: pods/eviction and PodDisruptionBudget status; [`scale`]: the scale
@@ -36,6 +37,7 @@ pub mod crd;
 pub mod defaults;
 pub mod discovery;
 pub mod errors;
+pub mod events;
 pub mod eviction;
 pub mod kubeconfig;
 pub mod kubelet;

@@ -81,6 +81,10 @@ pub struct ResourceType {
     pub name_rule: NameRule,
     /// Set for kinds served because of a CRD.
     pub custom: Option<CustomInfo>,
+    /// Set for an alias: another API onto this resource's objects, stored once in its shape
+    /// (events.k8s.io/v1 Events are core/v1 Events, as on the real server). Requests convert
+    /// at the API boundary; see [`crate::events`].
+    pub storage: Option<Arc<ResourceType>>,
 }
 
 impl ResourceType {
@@ -89,6 +93,11 @@ impl ResourceType {
             group: self.group.clone(),
             resource: self.plural.clone(),
         }
+    }
+
+    /// The type this resource's objects are stored as: itself unless an alias.
+    pub fn stored_as(&self) -> &ResourceType {
+        self.storage.as_deref().unwrap_or(self)
     }
 
     pub fn api_version(&self) -> String {
@@ -142,6 +151,8 @@ struct BuiltIn {
     status: bool,
     fields: &'static [&'static str],
     name_rule: NameRule,
+    /// (group, plural) of the built-in whose storage this row aliases.
+    stored_as: Option<(&'static str, &'static str)>,
 }
 
 const fn row(
@@ -163,6 +174,7 @@ const fn row(
         status: false,
         fields: &[],
         name_rule: NameRule::Subdomain,
+        stored_as: None,
     }
 }
 
@@ -181,6 +193,10 @@ impl BuiltIn {
     }
     const fn names(mut self, rule: NameRule) -> Self {
         self.name_rule = rule;
+        self
+    }
+    const fn stored_as(mut self, group: &'static str, plural: &'static str) -> Self {
+        self.stored_as = Some((group, plural));
         self
     }
 }
@@ -239,7 +255,9 @@ const BUILT_INS: &[BuiltIn] = &[
         .all(),
     row("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"]),
     row("", "v1", "LimitRange", "limitranges", true, &["limits"]),
-    row("events.k8s.io", "v1", "Event", "events", true, &["ev"]).fields(EVENTS_V1_FIELDS),
+    row("events.k8s.io", "v1", "Event", "events", true, &["ev"])
+        .fields(EVENTS_V1_FIELDS)
+        .stored_as("", "events"),
     row(
         "policy",
         "v1",
@@ -370,6 +388,7 @@ fn built_in(b: &BuiltIn) -> ResourceType {
         field_selectors: b.fields.iter().map(|s| s.to_string()).collect(),
         name_rule: b.name_rule,
         custom: None,
+        storage: None,
     }
 }
 
@@ -386,8 +405,23 @@ pub struct Registry {
 impl Registry {
     pub fn with_built_ins() -> Self {
         let mut by_gv = ByGroupVersion::new();
-        for b in BUILT_INS {
-            let rt = built_in(b);
+        // Aliases last: they point at the types they are stored as.
+        let (plain, aliases): (Vec<&BuiltIn>, Vec<&BuiltIn>) =
+            BUILT_INS.iter().partition(|b| b.stored_as.is_none());
+        for b in plain.into_iter().chain(aliases) {
+            let mut rt = built_in(b);
+            if let Some((group, plural)) = b.stored_as {
+                // The table guarantees the target (see the `aliases_share_storage` test).
+                let Some(target) = by_gv
+                    .iter()
+                    .filter(|((g, _), _)| g == group)
+                    .flat_map(|(_, types)| types.iter())
+                    .find(|t| t.plural == plural)
+                else {
+                    continue;
+                };
+                rt.storage = Some(target.clone());
+            }
             by_gv
                 .entry((rt.group.clone(), rt.version.clone()))
                 .or_default()
@@ -527,5 +561,20 @@ mod tests {
         let deploy = r.lookup("apps", "v1", "deployments").expect("deployments");
         assert_eq!(deploy.gr().to_string(), "deployments.apps");
         assert!(r.lookup("", "v1", "nosuch").is_none());
+    }
+
+    #[test]
+    fn aliases_share_storage() {
+        let r = Registry::with_built_ins();
+        let core = r.lookup("", "v1", "events").expect("core events");
+        let v1 = r
+            .lookup("events.k8s.io", "v1", "events")
+            .expect("events.k8s.io");
+        assert!(core.storage.is_none());
+        assert_eq!(core.stored_as(), &*core);
+        assert_eq!(v1.stored_as(), &*core);
+        assert_eq!(v1.gr().to_string(), "events.events.k8s.io");
+        // Garbage collection and namespace cleanup find stored objects by their storage key.
+        assert_eq!(r.by_gr(&v1.stored_as().gr()).as_deref(), Some(&*core));
     }
 }

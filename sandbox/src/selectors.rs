@@ -234,6 +234,17 @@ impl FieldSelector {
         self.0.is_empty()
     }
 
+    /// The same selector with its field labels renamed (an alias's labels name the fields of
+    /// its storage's shape).
+    pub fn relabel(&self, rename: impl Fn(&str) -> String) -> Self {
+        Self(
+            self.0
+                .iter()
+                .map(|(field, equal, want)| (rename(field), *equal, want.clone()))
+                .collect(),
+        )
+    }
+
     pub fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|(field, equal, want)| {
             // Core Events' `source` label means `source.component`.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use crate::api::Api;
 use crate::object::{labels, meta, name};
 use crate::registry::ResourceType;
 
@@ -252,42 +253,52 @@ fn deployment_cells(d: &Value) -> Vec<Value> {
     ]
 }
 
+/// As the real server's event printer, which also serves events written through
+/// events.k8s.io: `eventTime` when the first timestamp is unset, `series` for the last one and
+/// the count, the reporting controller and instance when `source` is unset.
 fn event_cells(e: &Value) -> Vec<Value> {
-    let last = [
-        "/lastTimestamp",
-        "/eventTime",
-        "/metadata/creationTimestamp",
-    ]
-    .iter()
-    .map(|p| s(e, p))
-    .find(|t| !t.is_empty());
-    let first = [
-        "/firstTimestamp",
-        "/eventTime",
-        "/metadata/creationTimestamp",
-    ]
-    .iter()
-    .map(|p| s(e, p))
-    .find(|t| !t.is_empty());
-    let object = format!(
-        "{}/{}",
-        s(e, "/involvedObject/kind").to_lowercase(),
-        s(e, "/involvedObject/name")
-    );
-    let source = match s(e, "/source/component") {
-        "" => s(e, "/reportingComponent"),
-        c => c,
+    let created = s(e, "/metadata/creationTimestamp");
+    let first = [s(e, "/firstTimestamp"), s(e, "/eventTime"), created]
+        .into_iter()
+        .find(|t| !t.is_empty());
+    let (last, count) = match e.get("series").filter(|v| v.is_object()) {
+        Some(series) => (
+            Some(s(series, "/lastObservedTime"))
+                .filter(|t| !t.is_empty())
+                .or(first),
+            int(series, "/count"),
+        ),
+        None => (
+            Some(s(e, "/lastTimestamp"))
+                .filter(|t| !t.is_empty())
+                .or(first),
+            int(e, "/count"),
+        ),
+    };
+    let kind = s(e, "/involvedObject/kind").to_lowercase();
+    let object = match s(e, "/involvedObject/name") {
+        "" => kind,
+        n => format!("{kind}/{n}"),
+    };
+    let first_non_empty = |a: &'static str, b: &'static str| match s(e, a) {
+        "" => s(e, b),
+        v => v,
+    };
+    let component = first_non_empty("/source/component", "/reportingComponent");
+    let source = match first_non_empty("/source/host", "/reportingInstance") {
+        "" => component.to_string(),
+        host => format!("{component}, {host}"),
     };
     vec![
         json!(age(last)),
         json!(s(e, "/type")),
         json!(s(e, "/reason")),
         json!(object),
-        json!(s(e, "/message")),
+        json!(s(e, "/message").trim()),
         json!(s(e, "/involvedObject/fieldPath")),
         json!(source),
         json!(age(first)),
-        json!(e.get("count").and_then(Value::as_i64).unwrap_or(1)),
+        json!(if count == 0 { 1 } else { count }),
         json!(name(e)),
     ]
 }
@@ -567,10 +578,10 @@ fn custom_cell(obj: &Value, column: &Value) -> Value {
 
 /// What a row carries as `object`, per `includeObject` (`Metadata` by default, as the real
 /// server): kubectl takes the namespace for `-A` and labels for `--show-labels` from it.
-fn row_object(obj: &Value, include: &str) -> Option<Value> {
+fn row_object(rt: &ResourceType, obj: &Arc<Value>, include: &str) -> Option<Value> {
     match include {
         "None" => None,
-        "Object" => Some(obj.clone()),
+        "Object" => Some((*Api::at_version(rt, obj)).clone()),
         _ => Some(json!({
             "kind": "PartialObjectMetadata",
             "apiVersion": "meta.k8s.io/v1",
@@ -579,8 +590,11 @@ fn row_object(obj: &Value, include: &str) -> Option<Value> {
     }
 }
 
-/// The Table for `items` of `rt`.
+/// The Table for stored `items` of `rt`. An alias prints as its storage (the real server's
+/// printers work on the stored type too); embedded objects are at `rt`'s version.
 pub fn table(rt: &ResourceType, items: &[Arc<Value>], rv: u64, include: &str) -> Value {
+    let served = rt;
+    let rt = rt.stored_as();
     let custom_cols = rt
         .custom
         .as_ref()
@@ -622,7 +636,7 @@ pub fn table(rt: &ResourceType, items: &[Arc<Value>], rv: u64, include: &str) ->
         .zip(items)
         .map(|(cells, obj)| {
             let mut row = json!({ "cells": cells });
-            if let Some(o) = row_object(obj, include) {
+            if let Some(o) = row_object(served, obj, include) {
                 row["object"] = o;
             }
             row
@@ -659,6 +673,46 @@ mod tests {
         let v = jsonpath(&o, r#".status.conditions[?(@.type=="Ready")].status"#);
         assert_eq!(v, vec![&json!("True")]);
         assert!(jsonpath(&o, ".spec.nothing").is_empty());
+    }
+
+    #[test]
+    fn event_columns_from_either_api() {
+        let recorded = json!({
+            "apiVersion": "events.k8s.io/v1", "kind": "Event",
+            "metadata": {"name": "web-0.1", "creationTimestamp": "2020-01-01T00:00:00Z"},
+            "regarding": {"kind": "Pod", "name": "web-0"},
+            "note": "Pod should schedule on node n1 ", "reason": "Nominated", "type": "Normal",
+            "eventTime": jiff::Timestamp::now().to_string(),
+            "reportingController": "capstan", "reportingInstance": "capstan-7f",
+        });
+        let stored = crate::events::to_core(&recorded);
+        let cells = event_cells(&stored);
+        assert_eq!(
+            cells[1..5],
+            [
+                json!("Normal"),
+                json!("Nominated"),
+                json!("pod/web-0"),
+                json!("Pod should schedule on node n1")
+            ]
+        );
+        assert!(
+            cells[0].as_str().is_some_and(|a| a.ends_with('s')),
+            "{cells:?}"
+        );
+        assert_eq!(cells[6], json!("capstan, capstan-7f"));
+        assert_eq!(cells[8], json!(1));
+        // A bare new-style event: derived values only from series and eventTime.
+        let mut bare = stored.clone();
+        for k in ["source", "firstTimestamp", "lastTimestamp", "count"] {
+            bare.as_object_mut().expect("object").remove(k);
+        }
+        bare["series"] =
+            json!({"count": 4, "lastObservedTime": jiff::Timestamp::now().to_string()});
+        let cells = event_cells(&bare);
+        assert_eq!(cells[6], json!("capstan, capstan-7f"));
+        assert_eq!(cells[8], json!(4));
+        assert_ne!(cells[7], json!("<unknown>"));
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! - selectors apply to both the old and new state, so an object leaving the selection is a
 //!   DELETED event and one entering it is ADDED;
 //! - `allowWatchBookmarks`: periodic BOOKMARKs carrying a resourceVersion to resume from;
-//! - `timeoutSeconds` ends the stream; so does server shutdown or the client going away.
+//! - `timeoutSeconds` ends the stream; so does server shutdown or the client going away;
+//! - a watch of an alias (events.k8s.io Events) follows its storage's events, converted.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -129,7 +130,7 @@ impl Watcher {
     }
 
     async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        let gr = self.req.rt.gr();
+        let gr = self.req.rt.stored_as().gr();
         let api = self.api.clone();
         let store = &api.store;
         let mut live = match self.req.from {
@@ -213,7 +214,9 @@ impl Watcher {
 }
 
 /// Start a watch and return the streaming response body.
-pub fn start(api: Arc<Api>, req: WatchRequest, shutdown: watch::Receiver<bool>) -> Body {
+pub fn start(api: Arc<Api>, mut req: WatchRequest, shutdown: watch::Receiver<bool>) -> Body {
+    // Selectors run on stored objects.
+    req.selectors = Api::storage_selectors(&req.rt, &req.selectors).into_owned();
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     let watcher = Watcher {
         api,

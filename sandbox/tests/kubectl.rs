@@ -372,6 +372,74 @@ async fn cordon_drain_events_wait() {
     k.ok(&["describe", "node", "n2"]).await;
 }
 
+/// What controllers post through events.k8s.io (kube-rs's `Recorder`) is what `kubectl get
+/// events` and `kubectl describe` show: they read core/v1 Events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_posted_through_events_k8s_io() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::Resource;
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+    let Some(k) = Kubectl::start().await else {
+        return;
+    };
+    let f = k.write("p1.yaml", &pod_yaml("p1", "n1", "a"));
+    k.ok(&["apply", "-f", &f]).await;
+    let pods: kube::Api<Pod> = kube::Api::namespaced(k.env.client.clone(), "default");
+    let p1 = pods.get("p1").await.expect("get pod");
+    let reporter = Reporter {
+        controller: "capstan".into(),
+        instance: Some("capstan-0".into()),
+    };
+    Recorder::new(k.env.client.clone(), reporter)
+        .publish(
+            &Event {
+                type_: EventType::Warning,
+                reason: "DisruptionBlocked".into(),
+                note: Some("Pod has a do-not-disrupt annotation".into()),
+                action: "Disrupting".into(),
+                secondary: None,
+            },
+            &p1.object_ref(&()),
+        )
+        .await
+        .expect("publish");
+
+    let out = k.ok(&["get", "events", "-A"]).await;
+    for text in [
+        "LAST SEEN",
+        "Warning",
+        "DisruptionBlocked",
+        "pod/p1",
+        "Pod has a do-not-disrupt annotation",
+    ] {
+        assert!(out.contains(text), "{text}: {out}");
+    }
+    assert!(!out.contains("<unknown>"), "{out}");
+    let out = k.ok(&["get", "events", "-o", "wide"]).await;
+    assert!(out.contains("capstan, capstan-0"), "{out}");
+    // The same event through events.k8s.io prints the same columns.
+    let out = k.ok(&["get", "events.v1.events.k8s.io"]).await;
+    assert!(
+        out.contains("DisruptionBlocked") && out.contains("pod/p1"),
+        "{out}"
+    );
+
+    let out = k.ok(&["describe", "pod", "p1"]).await;
+    let events = out
+        .split("Events:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no Events section: {out}"));
+    for text in [
+        "Warning",
+        "DisruptionBlocked",
+        "capstan",
+        "Pod has a do-not-disrupt annotation",
+    ] {
+        assert!(events.contains(text), "{text}: {out}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_field_validation_and_schema_errors() {
     let Some(k) = Kubectl::start().await else {

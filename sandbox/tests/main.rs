@@ -8,6 +8,7 @@ mod admission;
 mod crds;
 mod crud;
 mod errors;
+mod events;
 mod eviction;
 mod kubectl;
 mod lifecycle;

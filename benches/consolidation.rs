@@ -28,6 +28,8 @@ fn pool() -> NodePool {
         "spec": {
             "template": {"spec": {
                 "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default"},
+                // Consolidation is what is measured: the claims (created on CREATED) never expire.
+                "expireAfter": "Never",
                 "requirements": [
                     {"key": "karpenter.k8s.aws/instance-category", "operator": "In", "values": ["c", "m", "r"]},
                     {"key": "karpenter.k8s.aws/instance-generation", "operator": "Gt", "values": ["2"]},
@@ -169,8 +171,11 @@ fn bench(c: &mut Criterion) {
             decision
                 .commands
                 .iter()
-                .map(|c| (c.reason.as_str(), c.decision()))
-                .collect::<Vec<_>>(),
+                .fold(std::collections::BTreeMap::new(), |mut m, c| {
+                    *m.entry((c.reason.as_str(), c.decision(), c.consolidation_type()))
+                        .or_insert(0usize) += 1;
+                    m
+                }),
             decision
                 .commands
                 .iter()

@@ -2,7 +2,8 @@
 # End-to-end: `capstan sandbox` driven with kubectl as a user would. A NodePool, an EC2NodeClass
 # and a Deployment of 30 pods are applied; nodes appear and every pod runs; `capstan nodes` shows
 # them with their cost; a spot interruption warning sent to an SQS queue (moto) replaces a node
-# before the old one goes; scaled to zero, the empty nodes are disrupted and go. Then
+# before the old one goes; scaled to 3, the node is consolidated onto cheaper capacity; scaled to
+# zero, the empty nodes are disrupted and go. Then
 # `capstan bench provisioning` runs against it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -36,7 +37,9 @@ export AWS_ENDPOINT_URL_SQS="http://127.0.0.1:$moto_port" AWS_REGION=us-east-1 \
 sqs() { .venv/bin/python e2e/sqs.py "$@"; }
 for _ in $(seq 1 100); do sqs create capstan-e2e 2>/dev/null && break; sleep 0.2; done
 
-$CAPSTAN sandbox --dir "$tmp/sbx" --exit-after 400 \
+# SpotToSpotConsolidation: the example pool runs spot, and a lone spot node is replaced by a
+# cheaper spot node only with this gate (Karpenter's rule).
+$CAPSTAN sandbox --dir "$tmp/sbx" --exit-after 400 --feature-gates SpotToSpotConsolidation=true \
   --interruption-queue capstan-e2e --sqs-endpoint "$AWS_ENDPOINT_URL_SQS" >"$tmp/sandbox.log" 2>&1 &
 sandbox=$!
 watcher=
@@ -132,9 +135,24 @@ else
     "$(k get nodeclaims 2>&1)" "queue depth: $(sqs depth capstan-e2e 2>&1)" "$(grep -i interrupt "$tmp/sandbox.log" | tail -5)"
 fi
 
-# Scale to zero: the empty nodes go once consolidateAfter (shortened here from the example's 1m)
-# has passed, through disruption and termination.
+# Scale from 30 to 3: the underutilized capacity is consolidated (replaced by a cheaper node, or
+# removed) once consolidateAfter (shortened here from the example's 1m) and the 15 s settle have
+# passed; the 3 pods keep running.
+hourly() { $CAPSTAN nodes --kubeconfig "$KUBECONFIG" 2>/dev/null | sed -n 's/^cost \$\([0-9.]*\)\/hour.*/\1/p'; }
+cost_30=$(hourly)
 k patch nodepool default --type merge -p '{"spec":{"disruption":{"consolidateAfter":"2s"}}}' >"$tmp/patch.txt" 2>&1
+k scale deployment inflate --replicas=3 >>"$tmp/patch.txt" 2>&1
+three_running() {
+  [ "$(k get pods -l app=inflate -o jsonpath='{range .items[*]}{.status.phase}{"\n"}{end}' | grep -c '^Running$')" -eq 3 ]
+}
+cheaper() { three_running && awk -v a="$(hourly)" -v b="$cost_30" 'BEGIN { exit !(a != "" && a + 0 < b + 0) }'; }
+if wait_until 90 cheaper; then
+  ok "scale 30 -> 3: consolidated from \$$cost_30/hour to \$$(hourly)/hour, 3 pods running ($(k get events -A 2>/dev/null | grep -c DisruptionTerminating) DisruptionTerminating events)"
+else
+  fail "scale 30 -> 3: cheaper capacity with 3 pods running" "before \$$cost_30/hour, now \$$(hourly)/hour" "$(k get nodeclaims,nodes 2>&1)" "$(k get events -A 2>&1 | tail -8)"
+fi
+
+# Scale to zero: the empty nodes go, through disruption and termination.
 k scale deployment inflate --replicas=0 >>"$tmp/patch.txt" 2>&1
 if wait_until 60 no_nodes && [ -z "$(k get nodeclaims -o name)" ]; then
   ok "scale to 0: empty nodes removed by disruption"

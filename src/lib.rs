@@ -9,6 +9,7 @@ pub mod cloud;
 pub mod controllers;
 pub mod convert;
 pub mod disruption;
+pub mod feature_gates;
 pub mod interruption;
 pub mod leader;
 pub mod local_webhooks;

@@ -32,7 +32,7 @@ async fn serves_until_sigterm_then_exits_zero() {
     let bundle =
         capstan::certs::generate("capstan", "capstan", &["127.0.0.1".into()], 1).expect("certs");
     capstan::certs::write_files(&bundle, &cert_dir).expect("write certs");
-    let (webhook_port, health_port) = (free_port(), free_port());
+    let (webhook_port, health_port, metrics_port) = (free_port(), free_port(), free_port());
     let log = env.dir.path().join("run.log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_capstan"))
         .arg("run")
@@ -40,11 +40,14 @@ async fn serves_until_sigterm_then_exits_zero() {
         .arg(&cert_dir)
         .args(["--webhook-port", &webhook_port.to_string()])
         .args(["--health-port", &health_port.to_string()])
+        .env("METRICS_PORT", metrics_port.to_string())
         .env("KUBECONFIG", env.sandbox.kubeconfig_path())
         .env_remove("WEBHOOK_PORT")
         .env_remove("HEALTH_PROBE_PORT")
         .env_remove("SYSTEM_NAMESPACE")
+        .env_remove("FEATURE_GATES")
         .env("LOG_LEVEL", "info")
+        .env("LOG_FORMAT", "json")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
@@ -62,6 +65,16 @@ async fn serves_until_sigterm_then_exits_zero() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(get(health_port, "/healthz").await, Some(200));
+    assert_eq!(
+        get(metrics_port, "/metrics").await,
+        Some(200),
+        "METRICS_PORT"
+    );
+    assert_eq!(
+        get(metrics_port, "/healthz").await,
+        Some(404),
+        "only /metrics there"
+    );
     // The admission port is TLS: a TCP connection is accepted.
     TcpStream::connect(("127.0.0.1", webhook_port))
         .await
@@ -85,10 +98,36 @@ async fn serves_until_sigterm_then_exits_zero() {
     };
     assert_eq!(exit.code(), Some(0), "log:\n{}", logs());
     assert!(logs().contains("SIGTERM"), "{}", logs());
+    // LOG_FORMAT=json: every line is one JSON object with a level and a message.
+    for line in logs().lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            v["level"].is_string() && v["fields"]["message"].is_string(),
+            "{line}"
+        );
+    }
     assert_eq!(
         get(health_port, "/healthz").await,
         None,
         "health port closed"
     );
     env.sandbox.shutdown().await;
+}
+
+#[test]
+fn a_misspelt_feature_gate_stops_the_start_with_a_clear_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_capstan"))
+        .args(["run", "--feature-gates", "SpotToSpot=true"])
+        .env("KUBECONFIG", "/nonexistent")
+        .output()
+        .expect("run capstan");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "FEATURE_GATES: unknown gate \"SpotToSpot\" (known: SpotToSpotConsolidation)"
+        ),
+        "{stderr}"
+    );
 }

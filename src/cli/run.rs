@@ -16,6 +16,7 @@ use crate::cloud::aws::sqs::{SqsQueue, SqsSettings};
 use crate::cloud::aws::{AwsProvider, AwsSettings};
 use crate::controllers::webhook_cache::CacheWatcher;
 use crate::controllers::{Controllers, Settings};
+use crate::feature_gates;
 use crate::leader::{Election, ElectionConfig};
 use crate::metrics::Metrics;
 use crate::webhook::cache::WebhookCache;
@@ -33,6 +34,9 @@ pub struct Args {
     /// Plain-HTTP port of /healthz and /readyz.
     #[arg(long, env = "HEALTH_PROBE_PORT", default_value_t = 8081)]
     pub health_port: u16,
+    /// Plain-HTTP port of /metrics (Prometheus scrapes it; also served on the health port).
+    #[arg(long, env = "METRICS_PORT", default_value_t = 8080)]
+    pub metrics_port: u16,
     /// The namespace capstan runs in; its own pods are never defaulted.
     #[arg(long, env = "SYSTEM_NAMESPACE", default_value = "capstan")]
     pub namespace: String,
@@ -62,6 +66,9 @@ pub struct Args {
     /// This replica's name in the leader Lease.
     #[arg(long, env = "POD_NAME")]
     pub pod_name: Option<String>,
+    /// Karpenter's feature gates, e.g. `SpotToSpotConsolidation=true`.
+    #[arg(long, env = "FEATURE_GATES", default_value = "")]
+    pub feature_gates: String,
 }
 
 /// Controller settings from the flags, with a clear error for a bad duration.
@@ -80,30 +87,42 @@ fn controller_settings(args: &Args, cluster: &str) -> Result<Settings, String> {
             args.batch_max_duration, args.batch_idle_duration
         ));
     }
+    // Warnings were logged at start (`run`).
+    let (gates, _) = feature_gates::parse(&args.feature_gates)?;
+    s.spot_to_spot_consolidation = gates.spot_to_spot_consolidation;
     Ok(s)
 }
 
 pub fn run(args: &Args) -> CliResult {
     init_logging();
+    // Checked before anything starts, whatever runs: a typo is an error, not a silent default.
+    let (_, warnings) = feature_gates::parse(&args.feature_gates)?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(serve(args))
 }
 
-/// `LOG_LEVEL` (Karpenter's setting, e.g. `info` or `capstan=debug`), else `RUST_LOG`, else info.
+/// `LOG_LEVEL` (Karpenter's setting, e.g. `info` or `capstan=debug`), else `RUST_LOG`, else info;
+/// `LOG_FORMAT=json` writes one JSON object a line (for log pipelines), anything else text.
 pub fn init_logging() {
     let filter = EnvFilter::try_from_env("LOG_LEVEL")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    // Colours only on a terminal: container logs stay plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    // Fails only if a subscriber is already set, which then keeps logging.
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .try_init();
+        .with_writer(std::io::stderr);
+    // Setting a subscriber fails only if one is already set, which then keeps logging.
+    if std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        let _ = builder.json().with_current_span(false).try_init();
+    } else {
+        // Colours only on a terminal: container logs stay plain text.
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let _ = builder.with_ansi(ansi).try_init();
+    }
 }
 
 async fn serve(args: &Args) -> CliResult {
@@ -115,6 +134,9 @@ async fn serve(args: &Args) -> CliResult {
     let mut config = ServerConfig::new(&args.cert_dir);
     config.https_addr = SocketAddr::from(([0, 0, 0, 0], args.webhook_port));
     config.health_addr = SocketAddr::from(([0, 0, 0, 0], args.health_port));
+    if args.metrics_port != args.health_port {
+        config.metrics_addr = Some(SocketAddr::from(([0, 0, 0, 0], args.metrics_port)));
+    }
     config.own_namespace = args.namespace.clone();
     // Not ready before the cache has its first lists: pods admitted earlier would miss their
     // RequestPolicy defaults, so the Service sends reviews to ready replicas only.

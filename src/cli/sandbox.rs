@@ -20,6 +20,7 @@ use crate::cloud::queue::{InterruptionQueue, SimQueue};
 use crate::cloud::sim::{SimProvider, SimSettings};
 use crate::cloud::sim_kubelet::SimKubelet;
 use crate::controllers::{Controllers, Settings};
+use crate::feature_gates;
 use crate::local_webhooks::LocalWebhooks;
 use crate::manifest;
 use crate::metrics::Metrics;
@@ -61,6 +62,9 @@ pub struct Args {
     /// The SQS endpoint for `--interruption-queue` (e.g. moto's); default: the region's.
     #[arg(long)]
     pub sqs_endpoint: Option<String>,
+    /// Karpenter's feature gates, e.g. `SpotToSpotConsolidation=true`.
+    #[arg(long, env = "FEATURE_GATES", default_value = "")]
+    pub feature_gates: String,
 }
 
 /// The queue interruption listens on: SQS when asked for, else in memory (nothing sends to it,
@@ -92,6 +96,11 @@ pub fn run(args: &Args) -> CliResult {
 }
 
 async fn serve(args: &Args) -> CliResult {
+    // Checked before anything starts: a typo is an error, not a silent default.
+    let (gates, warnings) = feature_gates::parse(&args.feature_gates)?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
     let kubeconfig = args.dir.join("kubeconfig");
     let mut config = SandboxConfig::new(&kubeconfig);
     config.crds_yaml.push(crate::apis::crds_yaml()?);
@@ -139,6 +148,7 @@ async fn serve(args: &Args) -> CliResult {
             Duration::from_millis(args.boot_delay_ms),
         );
         let mut settings = Settings::new(&args.cluster_name);
+        settings.spot_to_spot_consolidation = gates.spot_to_spot_consolidation;
         let queue = match interruption_queue(args).await {
             Ok(q) => q,
             Err(e) => {

@@ -141,7 +141,10 @@ pub struct ServerConfig {
     /// How often the certificate files are checked for changes.
     pub reload_interval: Duration,
     pub own_namespace: String,
-    /// Where review counts and latencies go; `/metrics` on the health port renders it.
+    /// Where `/metrics` is also served on a port of its own (`METRICS_PORT`); it is always on
+    /// the health port too.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Where review counts and latencies go; `/metrics` renders it.
     pub metrics: Metrics,
     /// Whether /readyz answers ok as soon as the ports are bound; false leaves that to
     /// [`RunningServer::set_ready`] (e.g. once the cache has its first lists).
@@ -158,6 +161,7 @@ impl ServerConfig {
             key_path: dir.join("tls.key"),
             reload_interval: Duration::from_secs(10),
             own_namespace: "capstan".into(),
+            metrics_addr: None,
             metrics: Metrics::new(),
             ready_at_start: true,
         }
@@ -404,24 +408,28 @@ pub fn admission_router(cache: WebhookCache, own_namespace: &str, metrics: Metri
         .with_state(state)
 }
 
+/// `/metrics` alone (the `METRICS_PORT` listener).
+fn metrics_router(metrics: Metrics) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let text = metrics.render();
+            async move {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    text,
+                )
+            }
+        }),
+    )
+}
+
 fn health_router(ready: Arc<AtomicBool>, metrics: Metrics) -> Router {
-    Router::new()
+    metrics_router(metrics)
         .route("/healthz", get(|| async { "ok\n" }))
-        .route(
-            "/metrics",
-            get(move || {
-                let text = metrics.render();
-                async move {
-                    (
-                        [(
-                            header::CONTENT_TYPE,
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        )],
-                        text,
-                    )
-                }
-            }),
-        )
         .route(
             "/readyz",
             get(move || {
@@ -441,6 +449,8 @@ fn health_router(ready: Arc<AtomicBool>, metrics: Metrics) -> Router {
 pub struct RunningServer {
     pub https_addr: SocketAddr,
     pub health_addr: SocketAddr,
+    /// The `METRICS_PORT` listener's address; the health address when there is none.
+    pub metrics_addr: SocketAddr,
     pub cert: Arc<ReloadingCert>,
     ready: Arc<AtomicBool>,
     stop: watch::Sender<bool>,
@@ -482,6 +492,17 @@ pub async fn start(
         addr: config.health_addr,
         source,
     })?;
+    let metrics_listener = match config.metrics_addr {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    let metrics_addr = match &metrics_listener {
+        Some(l) => l.local_addr().map_err(|source| ServerError::Bind {
+            addr: health_addr,
+            source,
+        })?,
+        None => health_addr,
+    };
     let (stop, stop_rx) = watch::channel(false);
     let listener = TlsListener::spawn(https, TlsAcceptor::from(Arc::new(tls)), stop_rx.clone())
         .map_err(|source| ServerError::Bind {
@@ -516,6 +537,15 @@ pub async fn start(
             }
         }
     }));
+    if let Some(l) = metrics_listener {
+        let stop = until_stop(stop_rx.clone());
+        let app = metrics_router(config.metrics.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = axum::serve(l, app).with_graceful_shutdown(stop).await {
+                tracing::error!(error = %e, "metrics server failed");
+            }
+        }));
+    }
     tasks.push(tokio::spawn({
         let cert = cert.clone();
         let mut rx = stop_rx;
@@ -538,6 +568,7 @@ pub async fn start(
     Ok(RunningServer {
         https_addr,
         health_addr,
+        metrics_addr,
         cert,
         ready,
         stop,

@@ -220,13 +220,7 @@ pub async fn sqs(url: &str) -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::new(&config)
 }
 
-/// An EventBridge client for moto, whose rules deliver to its SQS queues.
-pub async fn eventbridge(url: &str) -> aws_sdk_eventbridge::Client {
-    let config = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(REGION))
-        .endpoint_url(url)
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .load()
-        .await;
-    aws_sdk_eventbridge::Client::new(&config)
+/// The venv's Python (with boto3, which moto brings), beside `moto_server`.
+pub fn python() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")
 }

@@ -338,6 +338,12 @@ struct Scheduler<'a> {
     compatible_memo: HashMap<(usize, String), Vec<Arc<InstanceOption>>>,
     topology: Topology,
     nodes_available: Vec<Resources>,
+    /// The component-wise smallest request of the pods to place: a node that can't hold it can't
+    /// hold any of them.
+    smallest_request: Resources,
+    /// Every existing node before this one is full (first fit fills from the front, so skipping
+    /// the full prefix keeps a large cluster's scan short).
+    first_open: usize,
     node_ports: Vec<BTreeSet<(String, i32)>>,
     claims: Vec<Claim>,
     daemon_overhead: Vec<Resources>,
@@ -345,6 +351,27 @@ struct Scheduler<'a> {
     /// Per pool: capacity reserved by the claims planned so far.
     reserved: Vec<Resources>,
     limit_messages: BTreeSet<String>,
+}
+
+/// The component-wise minimum of the pods' requests (extended resources left out: a pod asking
+/// for one only asks for more).
+fn smallest_request(pods: &[PodInfo]) -> Resources {
+    let mut it = pods.iter();
+    let Some(first) = it.next() else {
+        return Resources::new();
+    };
+    let mut min = Resources {
+        extended: Default::default(),
+        ..first.requests.clone()
+    };
+    for p in it {
+        let r = &p.requests;
+        min.cpu_millis = min.cpu_millis.min(r.cpu_millis);
+        min.memory_bytes = min.memory_bytes.min(r.memory_bytes);
+        min.ephemeral_storage_bytes = min.ephemeral_storage_bytes.min(r.ephemeral_storage_bytes);
+        min.pods = min.pods.min(r.pods);
+    }
+    min
 }
 
 impl<'a> Scheduler<'a> {
@@ -437,6 +464,8 @@ impl<'a> Scheduler<'a> {
             compatible_memo: HashMap::new(),
             topology,
             nodes_available: input.existing.iter().map(|n| n.available.clone()).collect(),
+            smallest_request: smallest_request(&input.pods),
+            first_open: 0,
             node_ports: input
                 .existing
                 .iter()
@@ -500,10 +529,11 @@ impl<'a> Scheduler<'a> {
     }
 
     fn try_existing(&self, pod: &PodInfo, probe: &Probe, reqs: &Requirements) -> Option<usize> {
-        (0..self.input.existing.len()).find(|&i| {
+        (self.first_open..self.input.existing.len()).find(|&i| {
             let node = &self.input.existing[i];
-            first_untolerated(&pod.tolerations, &node.taints).is_none()
-                && pod.requests.fits(&self.nodes_available[i])
+            // Cheapest test first: most nodes of a packed cluster fail on room.
+            pod.requests.fits(&self.nodes_available[i])
+                && first_untolerated(&pod.tolerations, &node.taints).is_none()
                 && reqs.matches_labels(&node.labels).is_ok()
                 && !pod
                     .host_ports
@@ -803,6 +833,13 @@ impl<'a> Scheduler<'a> {
             let probe = self.topology.probe(pod, &attempt.anti, &attempt.spreads);
             if let Some(n) = self.try_existing(pod, &probe, &reqs) {
                 self.nodes_available[n] = &self.nodes_available[n] - &pod.requests;
+                while self.first_open < self.nodes_available.len()
+                    && !self
+                        .smallest_request
+                        .fits(&self.nodes_available[self.first_open])
+                {
+                    self.first_open += 1;
+                }
                 self.node_ports[n].extend(pod.host_ports.iter().cloned());
                 let zone = self.input.existing[n].labels.get(ZONE).cloned();
                 self.topology.record(pod, Slot::Node(n), zone.as_deref());

@@ -147,6 +147,31 @@ fn bench(c: &mut Criterion) {
         let start = Instant::now();
         let decision = black_box(decide(&v, now, &Options::default()));
         let secs = start.elapsed().as_secs_f64();
+        // Where the time goes: reading the cluster into candidates, and one simulation of the
+        // chosen command (multi-node consolidation runs ~log2(n) of them).
+        let start = Instant::now();
+        let (cands, _) = black_box(capstan::disruption::candidates::build(&v, now));
+        let build_secs = start.elapsed().as_secs_f64();
+        let chosen: Vec<&capstan::disruption::Candidate> = decision
+            .commands
+            .first()
+            .map(|c| {
+                cands
+                    .iter()
+                    .filter(|x| c.candidates.iter().any(|n| n == x.name()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let start = Instant::now();
+        let _ = black_box(capstan::disruption::consolidation::compute(
+            &v,
+            &chosen,
+            &Options::default(),
+        ));
+        let sim_secs = start.elapsed().as_secs_f64();
+        println!(
+            "nodes {n:>5}: candidates built in {build_secs:.3}s; one simulation of the chosen command {sim_secs:.3}s"
+        );
         let mut demand = Resources::new();
         for p in &snap.pods {
             if let Ok(info) = PodInfo::from_pod(p) {

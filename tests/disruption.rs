@@ -30,6 +30,20 @@ async fn scale(client: &kube::Client, name: &str, replicas: i32) {
     .expect("scale");
 }
 
+/// A cluster whose pool consolidates underutilized nodes after 1 s, with no budget in the way.
+async fn consolidating_cluster() -> (Cluster, kube::Client) {
+    let cluster = Cluster::start().await;
+    let client = cluster.client();
+    apply_pool_with(
+        &client,
+        generic_requirements(),
+        json!({"consolidationPolicy": "WhenEmptyOrUnderutilized", "consolidateAfter": "1s",
+               "budgets": [{"nodes": "100%"}]}),
+    )
+    .await;
+    (cluster, client)
+}
+
 /// $/hour of the running simulated instances.
 fn hourly(cluster: &Cluster) -> f64 {
     let catalog = cluster.cloud.catalog();
@@ -125,15 +139,7 @@ async fn empty_nodes_go_after_consolidate_after_unless_a_budget_holds_them() {
 
 #[tokio::test]
 async fn underutilized_nodes_are_consolidated_and_every_pod_keeps_running() {
-    let cluster = Cluster::start().await;
-    let client = cluster.client();
-    apply_pool_with(
-        &client,
-        generic_requirements(),
-        json!({"consolidationPolicy": "WhenEmptyOrUnderutilized", "consolidateAfter": "1s",
-               "budgets": [{"nodes": "100%"}]}),
-    )
-    .await;
+    let (cluster, client) = consolidating_cluster().await;
     deploy(&client, "web", 30, "1", "1Gi").await;
     wait_for(30, "30 pods running", || async {
         running_pods(&client, "web").await == 30
@@ -167,15 +173,7 @@ async fn underutilized_nodes_are_consolidated_and_every_pod_keeps_running() {
 
 #[tokio::test]
 async fn a_do_not_disrupt_pod_keeps_its_node() {
-    let cluster = Cluster::start().await;
-    let client = cluster.client();
-    apply_pool_with(
-        &client,
-        generic_requirements(),
-        json!({"consolidationPolicy": "WhenEmptyOrUnderutilized", "consolidateAfter": "1s",
-               "budgets": [{"nodes": "100%"}]}),
-    )
-    .await;
+    let (cluster, client) = consolidating_cluster().await;
     // One claim for both: the pinned pod and ten others, created together.
     let api: Api<Deployment> = Api::namespaced(client.clone(), "default");
     let pinned: Deployment = serde_json::from_value(json!({
@@ -235,15 +233,7 @@ async fn a_do_not_disrupt_pod_keeps_its_node() {
 
 #[tokio::test]
 async fn a_pdb_with_min_available_all_keeps_its_pods_nodes_and_the_event_says_so() {
-    let cluster = Cluster::start().await;
-    let client = cluster.client();
-    apply_pool_with(
-        &client,
-        generic_requirements(),
-        json!({"consolidationPolicy": "WhenEmptyOrUnderutilized", "consolidateAfter": "1s",
-               "budgets": [{"nodes": "100%"}]}),
-    )
-    .await;
+    let (cluster, client) = consolidating_cluster().await;
     deploy(&client, "guarded", 3, "500m", "256Mi").await;
     deploy(&client, "web", 12, "1", "1Gi").await;
     wait_for(30, "all pods running", || async {

@@ -129,7 +129,8 @@ pub fn compute(
     cands: &[&Candidate],
     opts: &Options,
 ) -> Result<Command, String> {
-    let sim = simulate(view, cands);
+    // One replacement at most: a plan needing a second is refused, so stop simulating there.
+    let sim = simulate(view, cands, Some(1));
     if let Some(why) = sim.failure() {
         return Err(why);
     }

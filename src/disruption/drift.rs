@@ -81,7 +81,7 @@ pub fn drifted(
             );
             continue;
         }
-        let sim = simulate(view, &[c]);
+        let sim = simulate(view, &[c], None);
         if let Some(why) = sim.failure() {
             blocked.push(c.blocked(EVENT_DISRUPTION_BLOCKED, format!("drifted, but {why}")));
             continue;

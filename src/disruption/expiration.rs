@@ -30,7 +30,7 @@ pub fn expired(view: &ClusterView, candidates: &[Candidate], now: SystemTime) ->
     let replacements = if expired.iter().all(|c| c.is_empty()) {
         Vec::new()
     } else {
-        simulate(view, &expired).replacements
+        simulate(view, &expired, None).replacements
     };
     vec![Command {
         reason: Reason::Expired,

@@ -40,7 +40,7 @@ pub fn replacements_for(
 ) -> Option<Vec<PlannedClaim>> {
     let (candidates, _) = candidates::build(view, now);
     let c = candidates.iter().find(|c| c.name() == nodeclaim)?;
-    Some(simulate::simulate(view, &[c]).replacements)
+    Some(simulate::simulate(view, &[c], None).replacements)
 }
 
 /// Why a command disrupts its NodeClaims (the `reason` label of Karpenter's metrics and events).

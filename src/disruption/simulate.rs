@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use crate::scheduling::pod::PodKey;
 use crate::scheduling::resources::Resources;
-use crate::scheduling::scheduler::{Input, PlannedClaim, schedule};
+use crate::scheduling::scheduler::{Input, PlannedClaim, schedule_limited};
 
 use super::candidates::Candidate;
 use super::view::ClusterView;
@@ -27,7 +27,13 @@ impl Simulated {
     }
 }
 
-pub fn simulate(view: &ClusterView, remove: &[&Candidate]) -> Simulated {
+/// `max_new_claims`: give up once more new claims than that would be needed (see
+/// [`schedule_limited`]); None for a full plan.
+pub fn simulate(
+    view: &ClusterView,
+    remove: &[&Candidate],
+    max_new_claims: Option<usize>,
+) -> Simulated {
     let gone: BTreeSet<&str> = remove
         .iter()
         .flat_map(|c| [Some(c.name()), c.node_name()])
@@ -70,7 +76,7 @@ pub fn simulate(view: &ClusterView, remove: &[&Candidate]) -> Simulated {
             pool.in_use = (&pool.in_use - &cap).clamp_non_negative();
         }
     }
-    let out = schedule(&input);
+    let out = schedule_limited(&input, max_new_claims);
     let unscheduled = out
         .unschedulable
         .into_iter()

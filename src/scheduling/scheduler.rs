@@ -351,6 +351,10 @@ struct Scheduler<'a> {
     /// Per pool: capacity reserved by the claims planned so far.
     reserved: Vec<Resources>,
     limit_messages: BTreeSet<String>,
+    /// At most this many new claims (consolidation asks for one); None: as many as needed.
+    max_new_claims: Option<usize>,
+    /// A pod needed a claim beyond `max_new_claims`: the rest need not be tried.
+    exhausted: bool,
 }
 
 /// The component-wise minimum of the pods' requests (extended resources left out: a pod asking
@@ -476,6 +480,8 @@ impl<'a> Scheduler<'a> {
             pool_order,
             reserved: vec![Resources::new(); input.pools.len()],
             limit_messages: BTreeSet::new(),
+            max_new_claims: None,
+            exhausted: false,
         }
     }
 
@@ -664,6 +670,15 @@ impl<'a> Scheduler<'a> {
         pod: &PodInfo,
         reqs: &Requirements,
     ) -> Result<usize, BTreeMap<String, String>> {
+        if let Some(max) = self.max_new_claims
+            && self.claims.len() >= max
+        {
+            self.exhausted = true;
+            return Err(BTreeMap::from([(
+                "(all)".to_string(),
+                too_many_claims(max),
+            )]));
+        }
         let mut reasons = BTreeMap::new();
         for &p in &self.pool_order {
             let pool = &self.input.pools[p];
@@ -945,6 +960,17 @@ impl<'a> Scheduler<'a> {
 
 /// Runs the simulation. Pure: the same input always gives the same outcome.
 pub fn schedule(input: &Input) -> Outcome {
+    schedule_limited(input, None)
+}
+
+fn too_many_claims(max: usize) -> String {
+    format!("more than {max} new node(s) would be needed")
+}
+
+/// [`schedule`] that gives up once a pod would need more than `max_new_claims` new claims: the
+/// pods not placed by then are unschedulable. For callers that only accept a plan within the
+/// limit (consolidation: at most one replacement), this skips most of a plan that is refused.
+pub fn schedule_limited(input: &Input, max_new_claims: Option<usize>) -> Outcome {
     let mut order: Vec<usize> = (0..input.pods.len())
         .filter(|&i| !input.pods[i].owned_by_daemonset)
         .collect();
@@ -958,9 +984,20 @@ pub fn schedule(input: &Input) -> Outcome {
             .then_with(|| pa.key.cmp(&pb.key))
     });
     let mut s = Scheduler::new(input);
+    s.max_new_claims = max_new_claims;
     let mut outcome = Outcome::default();
-    for i in order {
+    for (k, &i) in order.iter().enumerate() {
         s.place(i, &mut outcome);
+        if s.exhausted {
+            let why = too_many_claims(max_new_claims.unwrap_or_default());
+            outcome
+                .unschedulable
+                .extend(order[k + 1..].iter().map(|&j| Unschedulable {
+                    pod: input.pods[j].key.clone(),
+                    reasons: BTreeMap::from([("(all)".to_string(), why.clone())]),
+                }));
+            break;
+        }
     }
     s.finish(outcome)
 }

@@ -543,3 +543,26 @@ fn claims_do_not_grow_onto_a_giant_that_costs_more_per_pod() {
     // 40 CPUs at c.xlarge's $0.0425 per CPU is $1.70; one u.huge would be $20.
     assert!(total <= 1.71, "{total}");
 }
+
+#[test]
+fn a_claim_limit_stops_the_plan_and_leaves_the_rest_unschedulable() {
+    let anti = "  affinity:\n    podAntiAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n        - {topologyKey: kubernetes.io/hostname, labelSelector: {matchLabels: {app: db}}}\n";
+    let input = Input {
+        pods: pods("db", 3, "500m", "1Gi", anti),
+        pools: vec![on_demand_pool("default")],
+        ..Default::default()
+    };
+    // Unlimited: one node each.
+    assert_eq!(schedule_limited(&input, None).claims.len(), 3);
+    let out = schedule_limited(&input, Some(1));
+    assert_eq!(out.claims.len(), 1, "{:?}", out.claims);
+    assert_eq!(out.unschedulable.len(), 2, "{:?}", out.unschedulable);
+    assert!(
+        out.unschedulable
+            .iter()
+            .all(|u| u.reasons.get("(all)").map(String::as_str)
+                == Some("more than 1 new node(s) would be needed")),
+        "{:?}",
+        out.unschedulable
+    );
+}

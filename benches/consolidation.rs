@@ -116,20 +116,8 @@ fn view(snap: &Snapshot, catalog: &Catalog) -> ClusterView {
 
 /// The LP bound for all pods' demand on the pool's types, as `capstan plan` computes it.
 fn lower_bound(view: &ClusterView, demand: &Resources) -> f64 {
-    let candidates: Vec<Candidate> = view.simulation.pools[0]
-        .instance_types
-        .iter()
-        .filter(|o| o.compatible(&view.simulation.pools[0].requirements))
-        .filter_map(|o| {
-            o.cheapest_offering(&view.simulation.pools[0].requirements)
-                .map(|of| Candidate {
-                    name: o.name.clone(),
-                    price_per_hour: of.price_per_hour,
-                    cpu_millis: o.allocatable.cpu_millis,
-                    memory_bytes: o.allocatable.memory_bytes,
-                })
-        })
-        .collect();
+    let pool = &view.simulation.pools[0];
+    let candidates = Candidate::all_for(&pool.instance_types, &pool.requirements);
     lp_lower_bound(&candidates, demand.cpu_millis, demand.memory_bytes)
         .map_or(0.0, |b| b.cost_per_hour)
 }

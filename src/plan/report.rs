@@ -101,21 +101,7 @@ pub fn build(
             let candidates = pools
                 .iter()
                 .find(|p| p.name == claim.nodepool)
-                .map(|p| {
-                    p.instance_types
-                        .iter()
-                        .filter(|o| o.compatible(&claim.requirements))
-                        .filter_map(|o| {
-                            o.cheapest_offering(&claim.requirements)
-                                .map(|of| Candidate {
-                                    name: o.name.clone(),
-                                    price_per_hour: of.price_per_hour,
-                                    cpu_millis: o.allocatable.cpu_millis,
-                                    memory_bytes: o.allocatable.memory_bytes,
-                                })
-                        })
-                        .collect()
-                })
+                .map(|p| Candidate::all_for(&p.instance_types, &claim.requirements))
                 .unwrap_or_default();
             (candidates, demand.cpu_millis, demand.memory_bytes)
         })

@@ -7,7 +7,12 @@
 //! the upper-right convex hull of those points, so only single types and pairs of adjacent hull
 //! vertices need evaluating: O(n log n) for the sort, O(n) after it.
 
+use std::sync::Arc;
+
 use serde::Serialize;
+
+use super::instance::InstanceOption;
+use super::requirements::Requirements;
 
 /// One instance type as the bound sees it: on-demand (or chosen) price and allocatable resources.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,6 +21,24 @@ pub struct Candidate {
     pub price_per_hour: f64,
     pub cpu_millis: i64,
     pub memory_bytes: i64,
+}
+
+impl Candidate {
+    /// The types of `types` compatible with `reqs`, each at its cheapest offering under them.
+    pub fn all_for(types: &[Arc<InstanceOption>], reqs: &Requirements) -> Vec<Candidate> {
+        types
+            .iter()
+            .filter(|o| o.compatible(reqs))
+            .filter_map(|o| {
+                o.cheapest_offering(reqs).map(|of| Candidate {
+                    name: o.name.clone(),
+                    price_per_hour: of.price_per_hour,
+                    cpu_millis: o.allocatable.cpu_millis,
+                    memory_bytes: o.allocatable.memory_bytes,
+                })
+            })
+            .collect()
+    }
 }
 
 /// A fractional count of one instance type in the optimal mix.

@@ -72,8 +72,13 @@ if wait_until 60 all_running; then
 else
   fail "nodes appear and all 30 pods run" "$(k get nodeclaims,nodes 2>&1 | head)" "$(tail -5 "$tmp/sandbox.log")"
 fi
-claims=$(k get nodeclaims -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}')
-if [ -n "$claims" ] && ! grep -qv '^True$' <<<"$claims"; then
+# Ready follows the pods by a moment (the lifecycle controller sees the Node after the scheduler).
+all_claims_ready() {
+  local claims
+  claims=$(k get nodeclaims -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}')
+  [ -n "$claims" ] && ! grep -qv '^True$' <<<"$claims"
+}
+if wait_until 20 all_claims_ready; then
   ok "every NodeClaim is Ready (kubectl get nodeclaims)"
 else
   fail "every NodeClaim is Ready" "$(k get nodeclaims 2>&1)"

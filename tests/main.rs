@@ -12,6 +12,7 @@ mod disruption;
 mod interruption;
 mod leader;
 mod plan;
+mod plan_cost;
 mod provisioning;
 mod run;
 mod sqs_moto;

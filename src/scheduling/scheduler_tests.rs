@@ -566,3 +566,108 @@ fn a_claim_limit_stops_the_plan_and_leaves_the_rest_unschedulable() {
         out.unschedulable
     );
 }
+
+#[test]
+fn cpu_heavy_and_memory_heavy_pods_are_interleaved_largest_first() {
+    // Whole demand: 8 CPU and 18Gi. The toy catalog's LP mix buys it mostly as m-types (4Gi per
+    // CPU), so the order keeps each prefix near 4Gi per CPU.
+    let mut all = pods("cpu", 4, "2", "1Gi", "");
+    all.extend(pods("mem", 4, "250m", "4Gi", ""));
+    let input = Input {
+        pods: all,
+        pools: vec![on_demand_pool("default")],
+        ..Default::default()
+    };
+    let order: Vec<&str> = placement_order(&input)
+        .into_iter()
+        .map(|i| input.pods[i].key.as_str())
+        .collect();
+    // Plain largest-first would be all four cpu pods, then all four mem pods.
+    assert_ne!(
+        order[..4],
+        [
+            "default/cpu-0",
+            "default/cpu-1",
+            "default/cpu-2",
+            "default/cpu-3"
+        ]
+    );
+    for w in order.windows(2) {
+        let kind = |k: &str| {
+            k.split('/')
+                .nth(1)
+                .and_then(|n| n.split('-').next())
+                .map(str::to_owned)
+        };
+        if kind(w[0]) == kind(w[1]) {
+            // Within a kind, the original (largest first, then by name) order holds.
+            assert!(w[0] < w[1], "{order:?}");
+        }
+    }
+    let first_mem = order
+        .iter()
+        .position(|k| k.contains("mem"))
+        .expect("mem pods");
+    assert!(
+        first_mem <= 1,
+        "a memory-heavy pod comes at once: {order:?}"
+    );
+}
+
+#[test]
+fn a_half_empty_claim_is_split_into_cheaper_ones() {
+    // m types only, priced by the CPU: 5 CPUs of pods grow one claim onto m.4xlarge ($0.80,
+    // 16 CPU) at no loss of efficiency per step; m.xlarge + m.large ($0.30) hold them too.
+    let m_only = |name: &str| {
+        pool(
+            name,
+            &[
+                (labels::CAPACITY_TYPE, "In", &["on-demand"]),
+                (labels::INSTANCE_FAMILY, "In", &["m"]),
+            ],
+        )
+    };
+    let input = Input {
+        pods: pods("web", 5, "1", "1Gi", ""),
+        pools: vec![m_only("default")],
+        ..Default::default()
+    };
+    let out = schedule(&input);
+    assert!(out.unschedulable.is_empty(), "{:?}", out.unschedulable);
+    let total: f64 = out.claims.iter().map(|c| c.cheapest().price_per_hour).sum();
+    assert!(
+        total < 0.5,
+        "${total}: {:?}",
+        out.claims
+            .iter()
+            .map(|c| &c.cheapest().name)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(out.claims.iter().map(|c| c.pods.len()).sum::<usize>(), 5);
+}
+
+#[test]
+fn claims_with_pod_rules_are_not_split() {
+    // A hostname spread decided against the plan as it was: splitting could break it.
+    let spread = "  topologySpreadConstraints: [{maxSkew: 5, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule, labelSelector: {matchLabels: {app: web}}}]\n";
+    let input = Input {
+        pods: pods("web", 5, "1", "1Gi", spread),
+        pools: vec![pool(
+            "default",
+            &[
+                (labels::CAPACITY_TYPE, "In", &["on-demand"]),
+                (labels::INSTANCE_FAMILY, "In", &["m"]),
+            ],
+        )],
+        ..Default::default()
+    };
+    let out = schedule(&input);
+    let names = |o: &Outcome| {
+        o.claims
+            .iter()
+            .map(|c| c.cheapest().name.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&out), ["m.4xlarge"]);
+    assert_eq!(names(&split_loose_claims(&input, out.clone())), names(&out));
+}

@@ -26,3 +26,8 @@ bench:
 # (prints p50 / p90 / p99 / max and errors; goal p99 < 2 ms, 0 errors).
 bench-webhooks *ARGS:
     cargo run --release --quiet -- bench webhooks {{ARGS}}
+
+# The chaos soak, long: churn and faults in the sandbox for SECONDS (CI runs 60 s of it), with
+# every invariant checked continuously; SOAK_SEED=N replays a run's choices.
+soak SECONDS="600":
+    SOAK_SECONDS={{SECONDS}} cargo test --test integration soak -- --nocapture

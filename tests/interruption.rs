@@ -23,7 +23,7 @@ use kube::api::{Api, ListParams};
 use kube::runtime::watcher;
 use serde_json::json;
 
-fn spot_warning(instance: &str) -> String {
+pub(crate) fn spot_warning(instance: &str) -> String {
     json!({
         "version": "0",
         "id": "1e5527d7-bb36-4607-3370-4164db56a40e",

@@ -15,6 +15,7 @@ mod plan;
 mod plan_cost;
 mod provisioning;
 mod run;
+mod soak;
 mod sqs_moto;
 mod webhook_cache;
 mod webhook_server;

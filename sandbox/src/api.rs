@@ -66,6 +66,9 @@ pub struct Api {
     pub store: Store,
     pub registry: Registry,
     pub admission: Admission,
+    /// Bumped to end every open watch at once (a fault the chaos soak injects: clients must
+    /// re-watch, as after an API server restart or a dropped connection).
+    watch_drops: tokio::sync::watch::Sender<u64>,
 }
 
 /// The result of a write run without webhooks: with nothing to await, its future is ready at
@@ -157,7 +160,21 @@ impl Api {
             store: Store::new(limits),
             registry: Registry::with_built_ins(),
             admission: Admission::default(),
+            watch_drops: tokio::sync::watch::channel(0).0,
         }
+    }
+
+    /// Ends every open watch (their streams close as a dropped connection would); returns how
+    /// many there were.
+    pub fn drop_watches(&self) -> usize {
+        let open = self.watch_drops.receiver_count();
+        self.watch_drops.send_modify(|n| *n += 1);
+        open
+    }
+
+    /// What a watch selects on to end when [`Api::drop_watches`] is called.
+    pub fn watch_drop_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.watch_drops.subscribe()
     }
 
     /// The body must be an object whose kind and group (when given) match the URL's.

@@ -39,6 +39,7 @@ pub mod discovery;
 pub mod errors;
 pub mod events;
 pub mod eviction;
+pub mod jobs;
 pub mod kubeconfig;
 pub mod kubelet;
 pub mod object;

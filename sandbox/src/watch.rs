@@ -172,9 +172,11 @@ impl Watcher {
         let mut bookmarks = tokio::time::interval_at(Instant::now() + every, every);
         bookmarks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let tx = self.tx.clone();
+        let mut dropped = api.watch_drop_signal();
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return,
+                _ = dropped.changed() => return,
                 _ = tx.closed() => return,
                 _ = tokio::time::sleep_until(deadline) => return,
                 received = live.recv() => match received {

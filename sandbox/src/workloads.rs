@@ -36,6 +36,7 @@ pub struct Kinds {
     pub deployments: Arc<ResourceType>,
     pub replicasets: Arc<ResourceType>,
     pub daemonsets: Arc<ResourceType>,
+    pub jobs: Arc<ResourceType>,
 }
 
 impl Kinds {
@@ -47,12 +48,13 @@ impl Kinds {
             deployments: r.lookup("apps", "v1", "deployments")?,
             replicasets: r.lookup("apps", "v1", "replicasets")?,
             daemonsets: r.lookup("apps", "v1", "daemonsets")?,
+            jobs: r.lookup("batch", "v1", "jobs")?,
         })
     }
 }
 
 /// The uid of the object's controlling owner.
-fn controller_uid(obj: &Value) -> Option<&str> {
+pub(crate) fn controller_uid(obj: &Value) -> Option<&str> {
     obj.pointer("/metadata/ownerReferences")
         .and_then(Value::as_array)?
         .iter()
@@ -140,7 +142,7 @@ fn condition(
 }
 
 /// Write `status` unless it is what is stored.
-fn write_status(api: &Api, rt: &ResourceType, obj: &Value, status: Value) {
+pub(crate) fn write_status(api: &Api, rt: &ResourceType, obj: &Value, status: Value) {
     if obj.get("status") == Some(&status) {
         return;
     }
@@ -353,7 +355,7 @@ fn pod_from(owner: &Value, kind: &str, template: &Value) -> Value {
 }
 
 /// Create a controller's pod through the admission chain; false when that failed.
-async fn create_pod(api: &Api, k: &Kinds, pod: Value, controller: &str) -> bool {
+pub(crate) async fn create_pod(api: &Api, k: &Kinds, pod: Value, controller: &str) -> bool {
     let mut checks = WriteChecks {
         user: Some(controller_user(controller)),
         ..WriteChecks::default()

@@ -1,11 +1,13 @@
 //! The sandbox's controllers, scheduler and kubelet, driven through kube-rs: Deployments make
-//! ReplicaSets make pods, pods wait for nodes that fit, then bind and run.
+//! ReplicaSets make pods, pods wait for nodes that fit, then bind and run; a Job's pods run for a
+//! while and succeed until the Job is complete.
 
 use crate::common;
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
@@ -566,4 +568,82 @@ async fn controllers_can_be_turned_off() {
             .items
             .is_empty()
     );
+}
+
+#[tokio::test]
+async fn jobs_run_their_pods_to_completion() {
+    let env = start().await;
+    let nodes: Api<Node> = Api::all(env.client.clone());
+    let jobs: Api<Job> = Api::namespaced(env.client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+    nodes
+        .create(
+            &PostParams::default(),
+            &node("n1", "4", json!({}), json!([]), true),
+        )
+        .await
+        .expect("node");
+    let job: Job = serde_json::from_value(json!({
+        "metadata": {"name": "batch"},
+        "spec": {
+            "completions": 3,
+            "parallelism": 2,
+            "template": {
+                "metadata": {"labels": {"app": "batch"},
+                             "annotations": {"sandbox.capstan.dev/run-for": "500ms"}},
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox",
+                    "resources": {"requests": {"cpu": "100m"}}}]}
+            }
+        }
+    }))
+    .expect("job");
+    jobs.create(&PostParams::default(), &job)
+        .await
+        .expect("create job");
+
+    // Never more than `parallelism` at once; all three succeed in the end.
+    let mut most_running = 0;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let running = count_where(&pods, "batch", |p| phase(p) == "Running").await;
+        most_running = most_running.max(running);
+        let done = jobs
+            .get("batch")
+            .await
+            .ok()
+            .and_then(|j| j.status)
+            .and_then(|s| s.conditions)
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c.type_ == "Complete" && c.status == "True")
+            });
+        if done {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the Job did not complete"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(most_running <= 2, "{most_running} pods ran at once");
+    let all = pods_of(&pods, "batch").await;
+    assert_eq!(all.len(), 3, "one pod per completion");
+    assert!(all.iter().all(|p| phase(p) == "Succeeded"));
+    assert!(all.iter().all(|p| {
+        p.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("job-name"))
+            .map(String::as_str)
+            == Some("batch")
+    }));
+    let status = jobs
+        .get("batch")
+        .await
+        .expect("job")
+        .status
+        .expect("status");
+    assert_eq!(status.succeeded, Some(3));
+    assert!(status.completion_time.is_some());
 }

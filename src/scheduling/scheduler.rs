@@ -264,12 +264,11 @@ fn efficient_growth(
 ) -> bool {
     // Prices under the pool's requirements (a claim's zone narrowing rarely changes them, and
     // this is a heuristic): looked up, since finding offerings for every type is the hot spot.
-    let cost = |o: &Arc<InstanceOption>, r: &Resources| {
-        let price = prices
+    let price = |o: &Arc<InstanceOption>| {
+        prices
             .get(&Arc::as_ptr(o))
             .copied()
-            .unwrap_or(f64::INFINITY);
-        shared_cost(o, price, r)
+            .unwrap_or(f64::INFINITY)
     };
     let (Some(current), Some(new)) = (before.first(), after.first()) else {
         return false;
@@ -277,14 +276,18 @@ fn efficient_growth(
     if Arc::ptr_eq(current, new) {
         return true;
     }
-    let best = |r: &Resources| {
-        before
-            .iter()
-            .map(|o| cost(o, r))
-            .fold(f64::INFINITY, f64::min)
-    };
-    let now = cost(current, old) / best(old);
-    let then = cost(new, requests) / best(requests);
+    // The best cost of the old and of the new requests, in one pass (one price lookup a type).
+    let (best_old, best_new) = before
+        .iter()
+        .fold((f64::INFINITY, f64::INFINITY), |(a, b), o| {
+            let p = price(o);
+            (
+                a.min(shared_cost(o, p, old)),
+                b.min(shared_cost(o, p, requests)),
+            )
+        });
+    let now = shared_cost(current, price(current), old) / best_old;
+    let then = shared_cost(new, price(new), requests) / best_new;
     // A claim with no requests yet (zero cost) is perfectly efficient.
     then <= GROWTH_COST_LIMIT * if now.is_finite() { now.max(1.0) } else { 1.0 }
 }

@@ -1,5 +1,6 @@
 //! `capstan run` as the Deployment runs it: against an API server from a kubeconfig, ready once
-//! the webhook cache has listed, and on SIGTERM it stops and exits 0.
+//! the webhook cache has listed, and on SIGTERM it stops and exits 0; even at debug level its
+//! logs hold no secret.
 
 use crate::common;
 
@@ -24,6 +25,9 @@ async fn get(port: u16, path: &str) -> Option<u16> {
     raw.split(' ').nth(1)?.parse().ok()
 }
 
+/// An AWS secret key no log line may contain.
+const SECRET_MARKER: &str = "capstan-secret-marker-9f8e7d6c5b4a";
+
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_until_sigterm_then_exits_zero() {
@@ -46,8 +50,11 @@ async fn serves_until_sigterm_then_exits_zero() {
         .env_remove("HEALTH_PROBE_PORT")
         .env_remove("SYSTEM_NAMESPACE")
         .env_remove("FEATURE_GATES")
-        .env("LOG_LEVEL", "info")
+        // Debug level, to show that even there no secret is logged.
+        .env("LOG_LEVEL", "debug")
         .env("LOG_FORMAT", "json")
+        .env("AWS_ACCESS_KEY_ID", "AKIACAPSTANTESTKEY01")
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_MARKER)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
@@ -106,6 +113,17 @@ async fn serves_until_sigterm_then_exits_zero() {
             v["level"].is_string() && v["fields"]["message"].is_string(),
             "{line}"
         );
+    }
+    // Secrets are never logged: not the AWS secret key, the API server token or a private key.
+    let logged = logs();
+    assert!(logged.lines().count() > 5, "debug logs expected:\n{logged}");
+    for (what, secret) in [
+        ("AWS secret key", SECRET_MARKER),
+        ("bearer token", env.sandbox.token()),
+        ("private key", "PRIVATE KEY"),
+        ("webhook key", bundle.key_pem.lines().nth(1).unwrap_or("-")),
+    ] {
+        assert!(!logged.contains(secret), "the {what} was logged");
     }
     assert_eq!(
         get(health_port, "/healthz").await,

@@ -44,6 +44,7 @@ pub mod kubelet;
 pub mod object;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod quantity;
 pub mod registry;
 pub mod scale;

@@ -633,4 +633,50 @@ async fn create_commands_send_protobuf() {
     .await;
     let pdb = get(&["poddisruptionbudget", "pdb2"]).await;
     assert_eq!(pdb["spec"]["maxUnavailable"], "50%", "{pdb}");
+
+    k.ok(&["create", "serviceaccount", "sa"]).await;
+    k.ok(&["create", "role", "r", "--verb=get,list", "--resource=pods"])
+        .await;
+    let role = get(&["role", "r"]).await;
+    // A repeated string keeps its empty element: apiGroups [""] is the core group.
+    assert_eq!(
+        role["rules"],
+        serde_json::json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]),
+        "{role}"
+    );
+    k.ok(&[
+        "create",
+        "rolebinding",
+        "rb",
+        "--role=r",
+        "--serviceaccount=default:sa",
+    ])
+    .await;
+    let rb = get(&["rolebinding", "rb"]).await;
+    assert_eq!(
+        (&rb["roleRef"], &rb["subjects"]),
+        (
+            &serde_json::json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"}),
+            &serde_json::json!([{"kind": "ServiceAccount", "name": "sa", "namespace": "default"}])
+        ),
+        "{rb}"
+    );
+    k.ok(&[
+        "create",
+        "clusterrole",
+        "cr",
+        "--verb=get",
+        "--resource=nodes",
+    ])
+    .await;
+    k.ok(&[
+        "create",
+        "clusterrolebinding",
+        "crb",
+        "--clusterrole=cr",
+        "--user=alice",
+    ])
+    .await;
+    let crb = get(&["clusterrolebinding", "crb"]).await;
+    assert_eq!(crb["subjects"][0]["name"], "alice", "{crb}");
 }

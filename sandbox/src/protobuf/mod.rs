@@ -182,7 +182,7 @@ struct Decoder<'s> {
 }
 
 impl Decoder<'_> {
-    /// A message that must convert to a JSON object (the envelope, map entries' parents).
+    /// A message's fields as a JSON object.
     fn object(
         &self,
         name: &'static str,

@@ -167,6 +167,11 @@ mod tests {
         let spec = &s.messages["api.core.v1.ServiceSpec"];
         assert_eq!(spec.fields[&3].json, "clusterIP");
         assert_eq!(spec.fields[&18].json, "clusterIPs");
+        // VolumeSource has no struct in k8s-openapi (Volume inlines it): its names come from
+        // the spelling every other type uses, not from snake_case (`scaleIo`, `downwardApi`).
+        let source = &s.messages["api.core.v1.VolumeSource"];
+        assert_eq!(source.fields[&25].json, "scaleIO");
+        assert_eq!(source.fields[&16].json, "downwardAPI");
         let volume = &s.messages["api.core.v1.Volume"];
         assert_eq!(volume.fields[&2].label, Label::Inline);
         assert!(s.messages["apimachinery.pkg.apis.meta.v1.Verbs"].array);

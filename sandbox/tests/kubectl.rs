@@ -679,4 +679,26 @@ async fn create_commands_send_protobuf() {
     .await;
     let crb = get(&["clusterrolebinding", "crb"]).await;
     assert_eq!(crb["subjects"][0]["name"], "alice", "{crb}");
+
+    // drain without the Eviction API deletes pods with a protobuf DeleteOptions body.
+    let node = k.write(
+        "node.yaml",
+        "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\nstatus:\n  allocatable: {cpu: '4', memory: 8Gi, pods: '110'}\n  conditions: [{type: Ready, status: 'True'}]\n",
+    );
+    k.ok(&["apply", "-f", &node]).await;
+    let pod = k.write("p.yaml", &pod_yaml("p", "n1", "solo"));
+    k.ok(&["apply", "-f", &pod]).await;
+    let out = k
+        .ok(&[
+            "drain",
+            "n1",
+            "--disable-eviction",
+            "--force",
+            "--ignore-daemonsets",
+            "--timeout=20s",
+        ])
+        .await;
+    assert!(out.contains("node/n1 drained"), "{out}");
+    let err = k.fails(&["get", "pod", "p"]).await;
+    assert!(err.contains("not found"), "{err}");
 }

@@ -144,7 +144,8 @@ impl ApiError {
             "UnsupportedMediaType",
             format!(
                 "the body of the request was in an unknown format ({content_type}) - accepted media \
-                 types include: application/json, application/yaml"
+                 types include: application/json, application/yaml, \
+                 application/vnd.kubernetes.protobuf"
             ),
         )
     }

@@ -3,7 +3,8 @@
 //! kubeconfig; nothing here depends on the `capstan` crate.
 //!
 //! Layout, one concern per module:
-//! - [`server`]: TLS, authentication, URL routing, body decoding, HTTP verbs → [`api`]
+//! - [`server`]: TLS, authentication, URL routing, body decoding, HTTP verbs → [`api`];
+//!   [`protobuf`]: Kubernetes protobuf request bodies → JSON
 //! - [`api`]: object semantics over the store (metadata, status, finalizers, GC, CRDs)
 //! - [`store`]: sharded in-memory objects, resourceVersions, event history
 //! - [`watch`]: watch streams; [`selectors`]: label/field selectors; [`patch`]: patch types;
@@ -45,6 +46,7 @@ pub mod kubelet;
 pub mod object;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod quantity;
 pub mod registry;
 pub mod scale;

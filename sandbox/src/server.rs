@@ -518,8 +518,7 @@ pub fn decode_yaml(body: &[u8]) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("yaml parse error: {e}")))
 }
 
-/// Decode a JSON or YAML object body; other media types (protobuf included, for now) → 415.
-/// TODO(milestone: protobuf) decode `application/vnd.kubernetes.protobuf` with k8s-pb.
+/// Decode a JSON, YAML or Kubernetes protobuf object body; other media types → 415.
 fn decode_object(headers: &HeaderMap, body: &[u8], kind: &str) -> Result<Value, ApiError> {
     let ct = content_type(headers);
     let value = match ct.as_str() {
@@ -529,6 +528,7 @@ fn decode_object(headers: &HeaderMap, body: &[u8], kind: &str) -> Result<Value, 
             ))
         })?,
         "application/yaml" | "application/x-yaml" | "text/yaml" => decode_yaml(body)?,
+        crate::protobuf::MEDIA_TYPE => crate::protobuf::decode_body(body)?,
         other => return Err(ApiError::unsupported_media_type(other)),
     };
     if !value.is_object() {
@@ -636,10 +636,17 @@ fn selectors(rt: &ResourceType, query: &HashMap<String, String>) -> Result<Selec
     })
 }
 
-/// DeleteOptions from the query and the (optional) JSON body.
-fn delete_options(query: &HashMap<String, String>, body: &[u8]) -> Result<DeleteOptions, ApiError> {
+/// DeleteOptions from the query and the (optional) JSON or protobuf body (kubectl drain
+/// deletes pods with a protobuf one).
+fn delete_options(
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    body: &[u8],
+) -> Result<DeleteOptions, ApiError> {
     let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
+    } else if content_type(headers) == crate::protobuf::MEDIA_TYPE {
+        crate::protobuf::decode_body(body)?
     } else {
         serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
@@ -868,7 +875,7 @@ async fn resource(
             }))
         }
         (Method::DELETE, Some(n), None) if sub.is_none() => {
-            let opts = delete_options(query, &body)?;
+            let opts = delete_options(headers, query, &body)?;
             let mut checks = write_checks(query, method)?;
             let deleted = api.delete_admitted(&rt, &ns, n, &opts, &mut checks).await;
             Ok(answer(deleted, &checks, |(obj, gone)| {
@@ -881,7 +888,7 @@ async fn resource(
             }))
         }
         (Method::DELETE, None, None) => {
-            let opts = delete_options(query, &body)?;
+            let opts = delete_options(headers, query, &body)?;
             let mut checks = write_checks(query, method)?;
             let sel = selectors(&rt, query)?;
             let (items, _) = api.list(&rt, target.namespace.as_deref(), &sel);

@@ -132,16 +132,44 @@ async fn status_errors_have_the_right_codes() {
     let (code, body) = raw(c, "POST", CMS, "application/json", big).await;
     assert_status(code, &body, 413, "RequestEntityTooLarge");
 
-    // 415: protobuf (a later milestone) and unknown patch types.
+    // Protobuf: no magic, or a truncated envelope → 400 saying why; an envelope naming no
+    // kind the sandbox decodes → 415 naming it.
+    const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
     let (code, body) = raw(
         c,
         "POST",
         CMS,
-        "application/vnd.kubernetes.protobuf",
-        vec![0x6b, 0x38, 0x73, 0x00],
+        PROTOBUF,
+        b"{\"kind\":\"ConfigMap\"}".to_vec(),
     )
     .await;
+    assert_status(code, &body, 400, "BadRequest");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("magic")),
+        "{body}"
+    );
+    let truncated = b"k8s\0\x0a\x10\x0a\x02v1\x12\x09Conf".to_vec();
+    let (code, body) = raw(c, "POST", CMS, PROTOBUF, truncated).await;
+    assert_status(code, &body, 400, "BadRequest");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("truncated")),
+        "{body}"
+    );
+    let widget = b"k8s\0\x0a\x18\x0a\x0eexample.com/v1\x12\x06Widget".to_vec();
+    let (code, body) = raw(c, "POST", CMS, PROTOBUF, widget).await;
     assert_status(code, &body, 415, "UnsupportedMediaType");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("\"Widget\"")),
+        "{body}"
+    );
+
+    // 415: unknown patch types.
     let (code, body) = raw(
         c,
         "PATCH",
@@ -186,6 +214,17 @@ async fn status_errors_have_the_right_codes() {
     )
     .await;
     assert_status(code, &body, 400, "BadRequest");
+
+    // DeleteOptions in protobuf (kubectl drain's pod deletions without eviction): a uid
+    // precondition that fails, then a plain delete.
+    let type_meta = b"\x0a\x13\x0a\x02v1\x12\x0dDeleteOptions";
+    let precondition = [b"k8s\0", &type_meta[..], b"\x12\x07\x12\x05\x0a\x03bad"].concat();
+    let cm = format!("{CMS}/from-yaml");
+    let (code, body) = raw(c, "DELETE", &cm, PROTOBUF, precondition).await;
+    assert_status(code, &body, 409, "Conflict");
+    let background = [b"k8s\0", &type_meta[..], b"\x12\x0c\x22\x0aBackground"].concat();
+    let (code, body) = raw(c, "DELETE", &cm, PROTOBUF, background).await;
+    assert_eq!(code, 200, "{body}");
 }
 
 #[tokio::test]

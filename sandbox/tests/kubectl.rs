@@ -158,7 +158,6 @@ async fn apply_get_patch_delete_builtins() {
     assert!(yaml.contains("kind: Deployment"), "{yaml}");
     k.ok(&["describe", "deployment", "web"]).await;
 
-    // (`kubectl create namespace` sends protobuf, which the sandbox does not decode yet.)
     let ns = k.write(
         "ns.yaml",
         "apiVersion: v1\nkind: Namespace\nmetadata: {name: team-a}\n",
@@ -485,7 +484,6 @@ async fn scale_rollout_and_server_dry_run() {
         "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\nstatus:\n  allocatable: {cpu: '4', memory: 8Gi, pods: '110'}\n  conditions: [{type: Ready, status: 'True'}]\n",
     );
     k.ok(&["apply", "-f", &f]).await;
-    // `kubectl create deployment` sends protobuf, which the sandbox does not read yet.
     let f = k.write(
         "web.yaml",
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: c, image: x}]}\n",
@@ -521,5 +519,186 @@ async fn scale_rollout_and_server_dry_run() {
         .await;
     assert_eq!(out.trim(), "configmap/dry");
     let err = k.fails(&["get", "configmap", "dry"]).await;
+    assert!(err.contains("not found"), "{err}");
+}
+
+/// `kubectl create <kind>` POSTs `application/vnd.kubernetes.protobuf`; the sandbox decodes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_commands_send_protobuf() {
+    let Some(k) = Kubectl::start().await else {
+        return;
+    };
+    let get = |args: &'static [&'static str]| {
+        let k = &k;
+        async move {
+            let out = k.ok(&[&["get", "-o", "json"], args].concat()).await;
+            serde_json::from_str::<serde_json::Value>(&out).expect("json")
+        }
+    };
+
+    let out = k
+        .ok(&[
+            "create",
+            "deployment",
+            "web",
+            "--image=nginx",
+            "--replicas=2",
+        ])
+        .await;
+    assert!(out.contains("deployment.apps/web created"), "{out}");
+    let d = get(&["deployment", "web"]).await;
+    assert_eq!(d["spec"]["replicas"], 2, "{d}");
+    assert_eq!(d["spec"]["selector"]["matchLabels"]["app"], "web", "{d}");
+    let containers = &d["spec"]["template"]["spec"]["containers"];
+    assert_eq!(containers[0]["name"], "nginx", "{d}");
+    assert_eq!(containers[0]["image"], "nginx", "{d}");
+    // The server's own metadata, not the client's empty fields.
+    assert!(d["metadata"]["creationTimestamp"].is_string(), "{d}");
+    assert!(d["metadata"]["uid"].is_string(), "{d}");
+    let mut pods = 0;
+    for _ in 0..100 {
+        let out = k.ok(&["get", "pods", "-l", "app=web", "-o", "name"]).await;
+        pods = out.lines().count();
+        if pods == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(pods, 2, "the Deployment's pods never appeared");
+
+    k.ok(&["create", "configmap", "c", "--from-literal=a=b"])
+        .await;
+    let cm = get(&["configmap", "c"]).await;
+    assert_eq!(cm["data"], serde_json::json!({"a": "b"}), "{cm}");
+
+    k.ok(&["create", "secret", "generic", "s", "--from-literal=k=v"])
+        .await;
+    let s = get(&["secret", "s"]).await;
+    assert_eq!(s["data"], serde_json::json!({"k": "dg=="}), "{s}");
+
+    k.ok(&["create", "namespace", "x"]).await;
+    let ns = get(&["namespace", "x"]).await;
+    assert_eq!(ns["status"]["phase"], "Active", "{ns}");
+
+    k.ok(&["create", "service", "clusterip", "svc", "--tcp=80:8080"])
+        .await;
+    let svc = get(&["service", "svc"]).await;
+    assert_eq!(svc["spec"]["type"], "ClusterIP", "{svc}");
+    assert_eq!(svc["spec"]["selector"]["app"], "svc", "{svc}");
+    let port = &svc["spec"]["ports"][0];
+    assert_eq!(
+        (
+            &port["name"],
+            &port["port"],
+            &port["targetPort"],
+            &port["protocol"]
+        ),
+        (
+            &serde_json::json!("80-8080"),
+            &serde_json::json!(80),
+            &serde_json::json!(8080),
+            &serde_json::json!("TCP")
+        ),
+        "{svc}"
+    );
+
+    k.ok(&["create", "job", "j", "--image=busybox"]).await;
+    let job = get(&["job", "j"]).await;
+    let pod = &job["spec"]["template"]["spec"];
+    assert_eq!(pod["containers"][0]["image"], "busybox", "{job}");
+    assert_eq!(pod["restartPolicy"], "Never", "{job}");
+
+    k.ok(&[
+        "create",
+        "poddisruptionbudget",
+        "pdb",
+        "--selector=app=web",
+        "--min-available=1",
+    ])
+    .await;
+    let pdb = get(&["poddisruptionbudget", "pdb"]).await;
+    // IntOrString: a number stays a number.
+    assert_eq!(pdb["spec"]["minAvailable"], 1, "{pdb}");
+    assert_eq!(
+        pdb["spec"]["selector"]["matchLabels"]["app"], "web",
+        "{pdb}"
+    );
+    k.ok(&[
+        "create",
+        "poddisruptionbudget",
+        "pdb2",
+        "--selector=app=web",
+        "--max-unavailable=50%",
+    ])
+    .await;
+    let pdb = get(&["poddisruptionbudget", "pdb2"]).await;
+    assert_eq!(pdb["spec"]["maxUnavailable"], "50%", "{pdb}");
+
+    k.ok(&["create", "serviceaccount", "sa"]).await;
+    k.ok(&["create", "role", "r", "--verb=get,list", "--resource=pods"])
+        .await;
+    let role = get(&["role", "r"]).await;
+    // A repeated string keeps its empty element: apiGroups [""] is the core group.
+    assert_eq!(
+        role["rules"],
+        serde_json::json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]),
+        "{role}"
+    );
+    k.ok(&[
+        "create",
+        "rolebinding",
+        "rb",
+        "--role=r",
+        "--serviceaccount=default:sa",
+    ])
+    .await;
+    let rb = get(&["rolebinding", "rb"]).await;
+    assert_eq!(
+        (&rb["roleRef"], &rb["subjects"]),
+        (
+            &serde_json::json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"}),
+            &serde_json::json!([{"kind": "ServiceAccount", "name": "sa", "namespace": "default"}])
+        ),
+        "{rb}"
+    );
+    k.ok(&[
+        "create",
+        "clusterrole",
+        "cr",
+        "--verb=get",
+        "--resource=nodes",
+    ])
+    .await;
+    k.ok(&[
+        "create",
+        "clusterrolebinding",
+        "crb",
+        "--clusterrole=cr",
+        "--user=alice",
+    ])
+    .await;
+    let crb = get(&["clusterrolebinding", "crb"]).await;
+    assert_eq!(crb["subjects"][0]["name"], "alice", "{crb}");
+
+    // drain without the Eviction API deletes pods with a protobuf DeleteOptions body.
+    let node = k.write(
+        "node.yaml",
+        "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\nstatus:\n  allocatable: {cpu: '4', memory: 8Gi, pods: '110'}\n  conditions: [{type: Ready, status: 'True'}]\n",
+    );
+    k.ok(&["apply", "-f", &node]).await;
+    let pod = k.write("p.yaml", &pod_yaml("p", "n1", "solo"));
+    k.ok(&["apply", "-f", &pod]).await;
+    let out = k
+        .ok(&[
+            "drain",
+            "n1",
+            "--disable-eviction",
+            "--force",
+            "--ignore-daemonsets",
+            "--timeout=20s",
+        ])
+        .await;
+    assert!(out.contains("node/n1 drained"), "{out}");
+    let err = k.fails(&["get", "pod", "p"]).await;
     assert!(err.contains("not found"), "{err}");
 }

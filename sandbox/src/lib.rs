@@ -3,7 +3,10 @@
 //! kubeconfig; nothing here depends on the `capstan` crate.
 //!
 //! Layout, one concern per module:
-//! - [`server`]: TLS, authentication, URL routing, body decoding, HTTP verbs → [`api`]
+//! - [`server`]: TLS, URL routing, body decoding, HTTP verbs → [`api`]
+//! - [`authn`]: bearer tokens → users (admin, ServiceAccounts); [`rbac`]: request attributes and
+//!   RBAC decisions, pure; [`access`]: those decisions against the stored roles, and the record
+//!   of denials
 //! - [`api`]: object semantics over the store (metadata, status, finalizers, GC, CRDs)
 //! - [`store`]: sharded in-memory objects, resourceVersions, event history
 //! - [`watch`]: watch streams; [`selectors`]: label/field selectors; [`patch`]: patch types;
@@ -29,8 +32,10 @@
 //! # Ok(()) }
 //! ```
 
+pub mod access;
 pub mod admission;
 pub mod api;
+pub mod authn;
 pub mod cel;
 pub mod controllers;
 pub mod crd;
@@ -45,6 +50,7 @@ pub mod object;
 pub mod openapi;
 pub mod patch;
 pub mod quantity;
+pub mod rbac;
 pub mod registry;
 pub mod scale;
 pub mod scheduler;

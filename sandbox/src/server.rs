@@ -1,6 +1,7 @@
 //! HTTPS serving and routing: TLS on loopback, authentication ([`crate::authn`]) and RBAC
-//! ([`crate::access`]) of every request, Kubernetes URL parsing (`/api/v1/namespaces/<ns>/<resource>/<name>/<subresource>`), body decoding and
-//! limits, and the mapping of HTTP verbs onto [`Api`].
+//! ([`crate::access`]) of every request, Kubernetes URL parsing
+//! (`/api/v1/namespaces/<ns>/<resource>/<name>/<subresource>`), body decoding and limits, and
+//! the mapping of HTTP verbs onto [`Api`].
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -538,7 +539,11 @@ fn token_request(
     name: &str,
     request: &Value,
 ) -> Result<Response, ApiError> {
-    let spec = request.get("spec").cloned().unwrap_or_else(|| json!({}));
+    let mut spec = match request.get("spec") {
+        None | Some(Value::Null) => serde_json::Map::new(),
+        Some(Value::Object(spec)) => spec.clone(),
+        Some(_) => return Err(ApiError::bad_request("spec: must be an object")),
+    };
     let ttl = match spec.get("expirationSeconds") {
         None | Some(Value::Null) => TOKEN_TTL,
         Some(v) => v
@@ -552,10 +557,17 @@ fn token_request(
             })?,
     };
     let (token, expires) = service_account_token(&app.api, &app.authn, namespace, name, ttl)?;
-    let mut spec = spec;
-    spec["expirationSeconds"] = json!(ttl.as_secs());
-    if spec.get("audiences").is_none() {
-        spec["audiences"] = json!(["https://kubernetes.default.svc"]);
+    spec.insert("expirationSeconds".into(), json!(ttl.as_secs()));
+    // No audiences: the API server's own, as the real server fills in.
+    if spec
+        .get("audiences")
+        .and_then(Value::as_array)
+        .is_none_or(Vec::is_empty)
+    {
+        spec.insert(
+            "audiences".into(),
+            json!(["https://kubernetes.default.svc.cluster.local"]),
+        );
     }
     Ok(json_response(
         StatusCode::CREATED,

@@ -255,6 +255,22 @@ async fn unknown_tokens_are_unauthorized_and_tokens_need_a_service_account() {
     )
     .await
     .expect("service account");
+    // The real server's bounds: at least ten minutes.
+    let short: TokenRequest =
+        serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 60}}))
+            .expect("token request");
+    let status = api_status(
+        sas.create_token_request("idle", &PostParams::default(), &short)
+            .await,
+    );
+    assert_eq!(status.code, 400, "{}", status.message);
+    let issued = sas
+        .create_token_request("idle", &PostParams::default(), &TokenRequest::default())
+        .await
+        .expect("token request");
+    let spec = issued.spec.unwrap_or_default();
+    assert_eq!(spec.expiration_seconds, Some(3600));
+    assert!(spec.audiences.is_some_and(|a| !a.is_empty()));
     let token = env
         .sandbox
         .issue_service_account_token("default", "idle")

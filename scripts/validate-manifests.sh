@@ -9,8 +9,8 @@
 #   - the install manifests (the YAML files directly in the directory) are namespaced in
 #     `capstan`, and hold together: bindings name roles and service accounts that exist, the
 #     Service and the PDB select the Deployment's pods, every webhook calls an existing Service
-#     port, serves one of the paths capstan serves, and may have its caBundle injected; pod
-#     webhooks fail open; no RBAC rule uses a wildcard.
+#     port and serves one of the paths capstan serves; pod webhooks fail open; no RBAC rule
+#     uses a wildcard (tests/rbac.rs proves each rule is needed).
 # Not checked here: manifests/crds/ (generated), and documents of capstan's custom resources
 # (NodePool, NodeClaim, EC2NodeClass, RequestPolicy), which a Rust test checks against our CRDs.
 #
@@ -277,17 +277,9 @@ def cross_check(files):
                 target = p.get("targetPort", p.get("port"))
                 if (ns, target) not in ports:
                     f.error(d, f"port {p.get('name') or p.get('port')}: targetPort {target!r} is no container port")
-    injectable = set()  # (resource, name) capstan may update or patch
-    for _, d, _, _ in objs.get("ClusterRole", []):
-        for r in d.get("rules") or []:
-            if "admissionregistration.k8s.io" in (r.get("apiGroups") or []) and {"update", "patch"} & set(r.get("verbs") or []):
-                injectable |= {(res, n) for res in r.get("resources") or [] for n in r.get("resourceNames") or []}
     paths = set()
     for kind in sorted(WEBHOOK_KINDS):
-        resource = kind.lower() + "s"
         for f, d, ns, name in objs.get(kind, []):
-            if (resource, name) not in injectable:
-                f.error(d, f"the ClusterRole does not let capstan update/patch {resource} {name} (caBundle injection)")
             for w in d.get("webhooks") or []:
                 wid = f"webhook {w.get('name')}"
                 svc = (w.get("clientConfig") or {}).get("service") or {}

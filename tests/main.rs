@@ -14,6 +14,7 @@ mod leader;
 mod plan;
 mod plan_cost;
 mod provisioning;
+mod rbac;
 mod run;
 mod soak;
 mod sqs_moto;

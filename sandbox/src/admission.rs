@@ -64,9 +64,9 @@ impl Operation {
     }
 }
 
-/// The user every authenticated request of the sandbox acts as (there is one token).
+/// The admin token's user as admission reviews name it.
 pub fn admin_user() -> Value {
-    json!({"username": "sandbox-admin", "groups": ["system:masters", "system:authenticated"]})
+    crate::authn::admin().to_admission()
 }
 
 /// The user a built-in controller acts as (`system:serviceaccount:kube-system:<name>`).

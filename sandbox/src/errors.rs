@@ -72,6 +72,11 @@ impl ApiError {
         Self::new(401, "Unauthorized", "Unauthorized")
     }
 
+    /// 403: the authorizer said no; `name` is empty for collection requests.
+    pub fn forbidden(gr: &GroupResource, name: &str, message: impl Into<String>) -> Self {
+        Self::new(403, "Forbidden", message).about(gr, name)
+    }
+
     /// The generic 404 for a path that names no served resource.
     pub fn no_route() -> Self {
         Self::new(

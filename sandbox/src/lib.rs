@@ -5,6 +5,9 @@
 //! Layout, one concern per module:
 //! - [`server`]: TLS, authentication, URL routing, body decoding, HTTP verbs → [`api`];
 //!   [`protobuf`]: Kubernetes protobuf request bodies → JSON
+//! - [`authn`]: bearer tokens → users (admin, ServiceAccounts); [`rbac`]: request attributes and
+//!   RBAC decisions, pure; [`access`]: those decisions against the stored roles, and the record
+//!   of denials
 //! - [`api`]: object semantics over the store (metadata, status, finalizers, GC, CRDs)
 //! - [`store`]: sharded in-memory objects, resourceVersions, event history
 //! - [`watch`]: watch streams; [`selectors`]: label/field selectors; [`patch`]: patch types;
@@ -30,8 +33,10 @@
 //! # Ok(()) }
 //! ```
 
+pub mod access;
 pub mod admission;
 pub mod api;
+pub mod authn;
 pub mod cel;
 pub mod controllers;
 pub mod crd;
@@ -48,6 +53,7 @@ pub mod openapi;
 pub mod patch;
 pub mod protobuf;
 pub mod quantity;
+pub mod rbac;
 pub mod registry;
 pub mod scale;
 pub mod scheduler;

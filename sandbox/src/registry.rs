@@ -364,6 +364,14 @@ fn built_in(b: &BuiltIn) -> ResourceType {
             subresource("binding", "", "", "Binding", &["create"]),
             subresource("eviction", "policy", "v1", "Eviction", &["create"]),
         ],
+        // TokenRequest: `kubectl create token`.
+        ("", "serviceaccounts") => vec![subresource(
+            "token",
+            "authentication.k8s.io",
+            "v1",
+            "TokenRequest",
+            &["create"],
+        )],
         // autoscaling/v1 Scale, what `kubectl scale` and HorizontalPodAutoscalers use.
         ("apps", "deployments" | "replicasets" | "statefulsets") => vec![subresource(
             "scale",

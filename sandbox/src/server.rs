@@ -1,6 +1,7 @@
-//! HTTPS serving and routing: TLS on loopback, bearer-token authentication, Kubernetes URL
-//! parsing (`/api/v1/namespaces/<ns>/<resource>/<name>/<subresource>`), body decoding and
-//! limits, and the mapping of HTTP verbs onto [`Api`].
+//! HTTPS serving and routing: TLS on loopback, authentication ([`crate::authn`]) and RBAC
+//! ([`crate::access`]) of every request, Kubernetes URL parsing
+//! (`/api/v1/namespaces/<ns>/<resource>/<name>/<subresource>`), body decoding and limits, and
+//! the mapping of HTTP verbs onto [`Api`].
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,14 +22,17 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
+use crate::access::{Access, AccessControl};
 use crate::admission;
 use crate::api::{Api, DeleteOptions, Propagation, Sub};
+use crate::authn::Authenticator;
 use crate::discovery;
 use crate::errors::{ApiError, SandboxError};
 use crate::kubeconfig;
 use crate::object::{name, new_token, parse_rv};
 use crate::openapi;
 use crate::patch::PatchType;
+use crate::rbac::{RequestAttributes, UserInfo};
 use crate::registry::{GroupResource, ResourceType};
 use crate::scale;
 use crate::selectors::{FieldSelector, LabelSelector, Selectors};
@@ -56,8 +60,12 @@ pub struct SandboxConfig {
     /// Watch duration when the client gives no `timeoutSeconds` (the real server picks
     /// 30–60 min).
     pub default_watch_timeout: Duration,
-    /// The bearer token; generated when `None`.
+    /// The admin's bearer token (a `system:masters` member, as in the kubeconfig); generated
+    /// when `None`.
     pub token: Option<String>,
+    /// Keep every distinct request of non-admin users ([`SandboxHandle::recorded_requests`]),
+    /// for tests that replay them against other roles. Off by default: the record only grows.
+    pub record_requests: bool,
     /// Run the workload controllers, the scheduler and the simulated kubelet
     /// ([`crate::controllers`]); off, pods stay as clients leave them.
     pub controllers: bool,
@@ -73,6 +81,7 @@ impl SandboxConfig {
             bookmark_interval: Duration::from_secs(10),
             default_watch_timeout: Duration::from_secs(1800),
             token: None,
+            record_requests: false,
             controllers: true,
         }
     }
@@ -88,6 +97,8 @@ pub struct SandboxHandle {
     token: String,
     ca_pem: String,
     api: Arc<Api>,
+    authn: Arc<Authenticator>,
+    access: Arc<AccessControl>,
     shutdown: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
     controllers: Option<JoinHandle<()>>,
@@ -113,6 +124,32 @@ impl SandboxHandle {
         &self.api
     }
 
+    /// A bearer token for ServiceAccount `namespace/name` (which must exist), valid for an
+    /// hour, as `kubectl create token` gets one.
+    pub fn issue_service_account_token(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<String, ApiError> {
+        service_account_token(&self.api, &self.authn, namespace, name, TOKEN_TTL)
+            .map(|(token, _)| token)
+    }
+
+    /// RBAC decisions and their record.
+    pub fn access(&self) -> &AccessControl {
+        &self.access
+    }
+
+    /// Every request RBAC denied so far, oldest first.
+    pub fn denials(&self) -> Vec<Access> {
+        self.access.denials()
+    }
+
+    /// The distinct requests of non-admin users so far ([`SandboxConfig::record_requests`]).
+    pub fn recorded_requests(&self) -> Vec<Access> {
+        self.access.requests()
+    }
+
     /// Stop serving: watches end, connections close, and this waits for the server task.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
@@ -133,7 +170,8 @@ impl Drop for SandboxHandle {
 
 struct AppState {
     api: Arc<Api>,
-    token: String,
+    authn: Arc<Authenticator>,
+    access: Arc<AccessControl>,
     server_address: String,
     bookmark_interval: Duration,
     default_watch_timeout: Duration,
@@ -171,9 +209,12 @@ impl Sandbox {
         )?;
 
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let authn = Arc::new(Authenticator::new(token.clone()));
+        let access = Arc::new(AccessControl::new(api.clone(), config.record_requests));
         let state = Arc::new(AppState {
             api: api.clone(),
-            token: token.clone(),
+            authn: authn.clone(),
+            access: access.clone(),
             server_address: local.to_string(),
             bookmark_interval: config.bookmark_interval,
             default_watch_timeout: config.default_watch_timeout,
@@ -206,6 +247,8 @@ impl Sandbox {
             token,
             ca_pem: cert.ca_pem,
             api,
+            authn,
+            access,
             shutdown: shutdown_tx,
             task: Some(task),
             controllers,
@@ -321,33 +364,6 @@ fn success_status(code: u16) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": code})
 }
 
-/// Constant-time comparison, so the token cannot be guessed byte by byte from timings.
-fn same_token(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Health and version endpoints are open to anonymous clients, as on the real server; an
-/// invalid token is rejected everywhere. RBAC is a later milestone.
-fn authenticate(headers: &HeaderMap, token: &str, public: bool) -> Result<(), ApiError> {
-    match headers.get(header::AUTHORIZATION) {
-        None if public => Ok(()),
-        None => Err(ApiError::unauthorized()),
-        Some(value) => {
-            let given = value
-                .to_str()
-                .ok()
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .map(str::trim)
-                .unwrap_or("");
-            if same_token(given.as_bytes(), token.as_bytes()) {
-                Ok(())
-            } else {
-                Err(ApiError::unauthorized())
-            }
-        }
-    }
-}
-
 async fn handle(State(app): State<Arc<AppState>>, req: Request) -> Response {
     let method = req.method().clone();
     let uri = req.uri().clone();
@@ -367,7 +383,9 @@ async fn route(app: &Arc<AppState>, req: Request) -> Result<Response, ApiError> 
         segs.as_slice(),
         ["healthz" | "livez" | "readyz" | "version"]
     );
-    authenticate(&parts.headers, &app.token, public)?;
+    let user = app
+        .authn
+        .authenticate(parts.headers.get(header::AUTHORIZATION), public)?;
     let query: HashMap<String, String> =
         serde_urlencoded::from_str(parts.uri.query().unwrap_or(""))
             .map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))?;
@@ -409,6 +427,7 @@ async fn route(app: &Arc<AppState>, req: Request) -> Result<Response, ApiError> 
         ["api", "v1", rest @ ..] => {
             resource(
                 app,
+                user.as_ref(),
                 &parts.method,
                 &parts.headers,
                 body,
@@ -420,7 +439,18 @@ async fn route(app: &Arc<AppState>, req: Request) -> Result<Response, ApiError> 
             .await
         }
         ["apis", g, v, rest @ ..] => {
-            resource(app, &parts.method, &parts.headers, body, &query, g, v, rest).await
+            resource(
+                app,
+                user.as_ref(),
+                &parts.method,
+                &parts.headers,
+                body,
+                &query,
+                g,
+                v,
+                rest,
+            )
+            .await
         }
         _ => Err(ApiError::no_route()),
     }
@@ -478,6 +508,80 @@ fn parse_target(
         }
         [] => Err(ApiError::no_route()),
     }
+}
+
+/// How long a token lives when the request does not say (`kubectl create token`'s default).
+const TOKEN_TTL: Duration = Duration::from_secs(3600);
+
+/// The shortest token lifetime the real server issues.
+const TOKEN_MIN_TTL: Duration = Duration::from_secs(600);
+
+/// A token for an existing ServiceAccount, and when it expires.
+fn service_account_token(
+    api: &Api,
+    authn: &Authenticator,
+    namespace: &str,
+    name: &str,
+    ttl: Duration,
+) -> Result<(String, jiff::Timestamp), ApiError> {
+    let rt = api
+        .registry
+        .lookup("", "v1", "serviceaccounts")
+        .ok_or_else(|| ApiError::internal("serviceaccounts are not served"))?;
+    api.get(&rt, namespace, name)?;
+    authn.issue(namespace, name, ttl)
+}
+
+/// `POST .../serviceaccounts/<name>/token`: the TokenRequest with `status.token` filled in.
+fn token_request(
+    app: &AppState,
+    namespace: &str,
+    name: &str,
+    request: &Value,
+) -> Result<Response, ApiError> {
+    let mut spec = match request.get("spec") {
+        None | Some(Value::Null) => serde_json::Map::new(),
+        Some(Value::Object(spec)) => spec.clone(),
+        Some(_) => return Err(ApiError::bad_request("spec: must be an object")),
+    };
+    let ttl = match spec.get("expirationSeconds") {
+        None | Some(Value::Null) => TOKEN_TTL,
+        Some(v) => v
+            .as_u64()
+            .map(Duration::from_secs)
+            .filter(|d| *d >= TOKEN_MIN_TTL)
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "spec.expirationSeconds: may not specify a duration less than 10 minutes",
+                )
+            })?,
+    };
+    let (token, expires) = service_account_token(&app.api, &app.authn, namespace, name, ttl)?;
+    spec.insert("expirationSeconds".into(), json!(ttl.as_secs()));
+    // No audiences: the API server's own, as the real server fills in.
+    if spec
+        .get("audiences")
+        .and_then(Value::as_array)
+        .is_none_or(Vec::is_empty)
+    {
+        spec.insert(
+            "audiences".into(),
+            json!(["https://kubernetes.default.svc.cluster.local"]),
+        );
+    }
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({
+            "kind": "TokenRequest",
+            "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"name": name, "namespace": namespace, "creationTimestamp": null},
+            "spec": spec,
+            "status": {
+                "token": token,
+                "expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            },
+        }),
+    ))
 }
 
 /// Read a body, at most [`MAX_BODY`] bytes (413 beyond).
@@ -539,15 +643,18 @@ fn decode_object(headers: &HeaderMap, body: &[u8], kind: &str) -> Result<Value, 
     Ok(value)
 }
 
-/// The write directives of a request; authenticated requests act as the sandbox's admin user
-/// in admission reviews.
-fn write_checks(query: &HashMap<String, String>, method: &Method) -> Result<WriteChecks, ApiError> {
+/// The write directives of a request; admission reviews name `user` as its author.
+fn write_checks(
+    query: &HashMap<String, String>,
+    method: &Method,
+    user: &UserInfo,
+) -> Result<WriteChecks, ApiError> {
     Ok(WriteChecks {
         field_validation: FieldValidation::parse(query.get("fieldValidation").map(String::as_str))?,
         warnings: Vec::new(),
         dry_run: dry_run(query, method)?,
         field_manager: query.get("fieldManager").cloned(),
-        user: Some(admission::admin_user()),
+        user: Some(user.to_admission()),
     })
 }
 
@@ -687,6 +794,7 @@ fn delete_options(
 #[allow(clippy::too_many_arguments)]
 async fn resource(
     app: &Arc<AppState>,
+    user: Option<&UserInfo>,
     method: &Method,
     headers: &HeaderMap,
     body: Body,
@@ -696,6 +804,20 @@ async fn resource(
     rest: &[&str],
 ) -> Result<Response, ApiError> {
     let target = parse_target(app, group, version, rest)?;
+    // Resource paths are never public: authentication gave a user.
+    let user = user.ok_or_else(ApiError::unauthorized)?;
+    app.access.authorize(
+        user,
+        &RequestAttributes::of(
+            method,
+            &target.rt.group,
+            &target.rt.plural,
+            target.sub.as_deref(),
+            target.namespace.as_deref(),
+            target.name.as_deref(),
+            query,
+        ),
+    )?;
     let rt = target.rt.clone();
     let api = &app.api;
     let ns = target.namespace.clone().unwrap_or_default();
@@ -775,7 +897,7 @@ async fn resource(
                 return Err(ApiError::no_route());
             }
             let obj = decode_object(headers, &body, &rt.kind)?;
-            let mut checks = write_checks(query, method)?;
+            let mut checks = write_checks(query, method, user)?;
             let created = api.create_admitted(&rt, &ns, obj, &mut checks).await;
             Ok(answer(created, &checks, |c| {
                 object_response(StatusCode::CREATED, &rt, c)
@@ -788,7 +910,7 @@ async fn resource(
                 ("policy", "v1", "Eviction")
             };
             let mut object = decode_object(headers, &body, kind.2)?;
-            let mut checks = write_checks(query, method)?;
+            let mut checks = write_checks(query, method, user)?;
             if checks.dry_run {
                 return Err(ApiError::bad_request(format!(
                     "dryRun is not supported by the sandbox for pods/{sub}"
@@ -802,7 +924,7 @@ async fn resource(
                 n,
                 false,
                 checks.field_manager.as_deref(),
-                admission::admin_user(),
+                user.to_admission(),
             );
             attrs.kind = (kind.0.into(), kind.1.into(), kind.2.into());
             let result = async {
@@ -819,12 +941,16 @@ async fn resource(
                 json_response(StatusCode::CREATED, &success_status(201))
             }))
         }
+        (Method::POST, Some(n), Some("token")) if rt.group.is_empty() => {
+            let request = decode_object(headers, &body, "TokenRequest")?;
+            token_request(app, &ns, n, &request)
+        }
         (Method::GET, Some(n), Some("scale")) => Ok(json_response(
             StatusCode::OK,
             &scale::scale_of(&*api.get(&rt, &ns, n)?),
         )),
         (Method::PUT | Method::PATCH, Some(n), Some("scale")) => {
-            let mut checks = write_checks(query, method)?;
+            let mut checks = write_checks(query, method, user)?;
             let how = if *method == Method::PUT {
                 scale::ScaleWrite::Replace(decode_object(headers, &body, "Scale")?)
             } else {
@@ -840,7 +966,7 @@ async fn resource(
         }
         (Method::PUT, Some(n), None) => {
             let obj = decode_object(headers, &body, &rt.kind)?;
-            let mut checks = write_checks(query, method)?;
+            let mut checks = write_checks(query, method, user)?;
             let stored = api
                 .update_admitted(&rt, &ns, n, obj, sub.unwrap_or(Sub::Main), &mut checks)
                 .await;
@@ -852,7 +978,7 @@ async fn resource(
             let ct = content_type(headers);
             let kind = PatchType::from_content_type(&ct)
                 .ok_or_else(|| ApiError::unsupported_media_type(&ct))?;
-            let mut checks = write_checks(query, method)?;
+            let mut checks = write_checks(query, method, user)?;
             let patched = api
                 .patch_admitted(
                     &rt,
@@ -876,7 +1002,7 @@ async fn resource(
         }
         (Method::DELETE, Some(n), None) if sub.is_none() => {
             let opts = delete_options(headers, query, &body)?;
-            let mut checks = write_checks(query, method)?;
+            let mut checks = write_checks(query, method, user)?;
             let deleted = api.delete_admitted(&rt, &ns, n, &opts, &mut checks).await;
             Ok(answer(deleted, &checks, |(obj, gone)| {
                 let code = if *gone {
@@ -889,7 +1015,7 @@ async fn resource(
         }
         (Method::DELETE, None, None) => {
             let opts = delete_options(headers, query, &body)?;
-            let mut checks = write_checks(query, method)?;
+            let mut checks = write_checks(query, method, user)?;
             let sel = selectors(&rt, query)?;
             let (items, _) = api.list(&rt, target.namespace.as_deref(), &sel);
             let mut deleted = Vec::with_capacity(items.len());

@@ -43,9 +43,14 @@ impl Kubectl {
 
     /// Run kubectl off the runtime's worker threads (the sandbox serves on them).
     async fn run(&self, args: &[&str]) -> Out {
+        self.run_as(self.env.sandbox.kubeconfig_path(), args).await
+    }
+
+    /// Run with another kubeconfig (another user).
+    async fn run_as(&self, kubeconfig: &Path, args: &[&str]) -> Out {
         let mut cmd = Command::new(&self.bin);
         cmd.arg("--kubeconfig")
-            .arg(self.env.sandbox.kubeconfig_path())
+            .arg(kubeconfig)
             .arg("--cache-dir")
             .arg(self.env.dir.path().join("cache"))
             .args(args)
@@ -701,4 +706,49 @@ async fn create_commands_send_protobuf() {
     assert!(out.contains("node/n1 drained"), "{out}");
     let err = k.fails(&["get", "pod", "p"]).await;
     assert!(err.contains("not found"), "{err}");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_account_without_rights_is_forbidden() {
+    let Some(k) = Kubectl::start().await else {
+        return;
+    };
+    let sa = k.write(
+        "nobody.yaml",
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: nobody\n",
+    );
+    k.ok(&["apply", "-f", &sa]).await;
+    // `kubectl create token` sends a protobuf body, which the sandbox does not decode yet.
+    let token = k
+        .env
+        .sandbox
+        .issue_service_account_token("default", "nobody")
+        .expect("token");
+    let kubeconfig = k.env.dir.path().join("nobody.kubeconfig");
+    capstan_sandbox::kubeconfig::write(
+        &kubeconfig,
+        &capstan_sandbox::kubeconfig::render(
+            k.env.sandbox.url(),
+            k.env.sandbox.ca_pem(),
+            token.trim(),
+        ),
+    )
+    .expect("write kubeconfig");
+
+    let out = k.run_as(&kubeconfig, &["get", "pods"]).await;
+    assert!(!out.ok, "{}", out.stdout);
+    assert_eq!(
+        out.stderr.trim(),
+        "Error from server (Forbidden): pods is forbidden: User \"system:serviceaccount:default:nobody\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\""
+    );
+    let out = k.run_as(&kubeconfig, &["get", "nodes"]).await;
+    assert!(
+        out.stderr
+            .contains("cannot list resource \"nodes\" in API group \"\" at the cluster scope"),
+        "{}",
+        out.stderr
+    );
+    // Discovery is open to any authenticated user.
+    let out = k.run_as(&kubeconfig, &["api-resources"]).await;
+    assert!(out.ok && out.stdout.contains("pods"), "{}", out.stderr);
+    assert_eq!(k.env.sandbox.denials().len(), 2);
 }

@@ -12,6 +12,7 @@ mod events;
 mod eviction;
 mod kubectl;
 mod lifecycle;
+mod rbac;
 mod validation;
 mod watch;
 mod workloads;

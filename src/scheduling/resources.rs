@@ -325,9 +325,14 @@ impl Resources {
             .ephemeral_storage_bytes
             .max(other.ephemeral_storage_bytes);
         self.pods = self.pods.max(other.pods);
+        // One map lookup per entry (this runs over every instance type of every new claim).
         for (name, v) in &other.extended {
-            if *v > self.get(name) {
-                self.set_extended(name, *v);
+            match self.extended.get_mut(name) {
+                Some(have) => *have = (*have).max(*v),
+                None if *v > 0 => {
+                    self.extended.insert(name.clone(), *v);
+                }
+                None => {}
             }
         }
     }

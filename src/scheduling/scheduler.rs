@@ -112,6 +112,14 @@ pub struct InstanceChoice {
     pub price_per_hour: f64,
 }
 
+/// A pool's instance types compatible with some requirements, with their maxima (computed once
+/// for every claim that opens with those requirements).
+struct Compatible {
+    types: Vec<Arc<InstanceOption>>,
+    max_allocatable: Resources,
+    max_capacity: Resources,
+}
+
 /// A NodeClaim the simulation would create.
 #[derive(Debug, Clone)]
 pub struct PlannedClaim {
@@ -352,7 +360,7 @@ struct Scheduler<'a> {
     /// Per pool, each type's cheapest price under the pool's requirements (by `Arc` address).
     pool_prices: Vec<HashMap<*const InstanceOption, f64>>,
     /// (pool, claim requirements as text) → the pool's types compatible with them.
-    compatible_memo: HashMap<(usize, String), Vec<Arc<InstanceOption>>>,
+    compatible_memo: HashMap<(usize, String), Compatible>,
     topology: Topology,
     nodes_available: Vec<Resources>,
     /// The component-wise smallest request of the pods to place: a node that can't hold it can't
@@ -718,25 +726,21 @@ impl<'a> Scheduler<'a> {
             // Many claims open with the same requirements (each pod of a hostname anti-affinity
             // group, say): check the pool's types against them once.
             let memo_key = (p, requirements_text(&claim_reqs));
-            let compatible: Vec<Arc<InstanceOption>> = match self.compatible_memo.get(&memo_key) {
-                Some(types) => types.clone(),
-                None => {
-                    let types: Vec<Arc<InstanceOption>> = self.pool_types[p]
-                        .iter()
-                        .filter(|o| o.compatible(&claim_reqs))
-                        .cloned()
-                        .collect();
-                    self.compatible_memo.insert(memo_key, types.clone());
-                    types
+            let memo = self.compatible_memo.entry(memo_key).or_insert_with(|| {
+                let types: Vec<Arc<InstanceOption>> = self.pool_types[p]
+                    .iter()
+                    .filter(|o| o.compatible(&claim_reqs))
+                    .cloned()
+                    .collect();
+                Compatible {
+                    max_allocatable: max_allocatable(&types),
+                    max_capacity: max_capacity(&types),
+                    types,
                 }
-            };
-            if compatible.is_empty() {
-                reasons.insert(
-                    pool.name.clone(),
-                    "no instance type satisfied the requirements".into(),
-                );
-                continue;
-            }
+            });
+            let compatible = memo.types.clone();
+            let all_maxima = (memo.max_allocatable.clone(), memo.max_capacity.clone());
+            let all = compatible.len();
             let fitting: Vec<Arc<InstanceOption>> = compatible
                 .into_iter()
                 .filter(|o| requests.fits(&o.allocatable))
@@ -785,9 +789,13 @@ impl<'a> Scheduler<'a> {
                 continue;
             }
             let options = within;
-            let reserved = max_capacity(&options);
+            // Usually every compatible type fits the first pod: the memo has their maxima.
+            let (max_allocatable, reserved) = if options.len() == all {
+                all_maxima
+            } else {
+                (max_allocatable(&options), max_capacity(&options))
+            };
             self.reserved[p] = &self.reserved[p] + &reserved;
-            let max_allocatable = max_allocatable(&options);
             self.claims.push(Claim {
                 pool: p,
                 headroom: &max_allocatable - &requests,
@@ -983,7 +991,7 @@ impl<'a> Scheduler<'a> {
 /// then gets a mix that a balanced instance type packs tightly; in plain decreasing order the first
 /// claims took all the CPU-heavy pods and the memory-heavy ones were left for half-empty
 /// memory-optimised nodes (15% over the LP bound on the bench mix).
-fn placement_order(input: &Input) -> Vec<usize> {
+fn placement_order(input: &Input, s: &Scheduler, interleave: bool) -> Vec<usize> {
     let mut order: Vec<usize> = (0..input.pods.len())
         .filter(|&i| !input.pods[i].owned_by_daemonset)
         .collect();
@@ -999,10 +1007,10 @@ fn placement_order(input: &Input) -> Vec<usize> {
         let r = &input.pods[i].requests;
         (c + i128::from(r.cpu_millis), m + i128::from(r.memory_bytes))
     });
-    if cpu_total == 0 || mem_total == 0 {
+    if !interleave || cpu_total == 0 || mem_total == 0 {
         return order;
     }
-    let (cpu_total, mem_total) = target_ratio(input, cpu_total, mem_total);
+    let (cpu_total, mem_total) = target_ratio(s, cpu_total, mem_total);
     // Memory per CPU above the target: mem * cpu_total > cpu * mem_total (exact integers).
     let memory_heavy = |i: usize| {
         let r = &input.pods[i].requests;
@@ -1034,17 +1042,27 @@ fn placement_order(input: &Input) -> Vec<usize> {
 }
 
 /// The memory-to-CPU ratio (as a CPU, memory pair) to mix pods in: that of the instance type the
-/// LP lower bound spends most on, for the whole demand on the first NodePool by weight; the
-/// demand's own ratio when there is no such type.
-fn target_ratio(input: &Input, cpu_total: i128, mem_total: i128) -> (i128, i128) {
-    let Some(pool) = input
-        .pools
-        .iter()
-        .max_by(|a, b| a.weight.cmp(&b.weight).then_with(|| b.name.cmp(&a.name)))
-    else {
+/// LP lower bound spends most on, for the whole demand on the first NodePool by weight (at its
+/// requirements' prices); the demand's own ratio when there is no such type.
+fn target_ratio(s: &Scheduler, cpu_total: i128, mem_total: i128) -> (i128, i128) {
+    let Some(&p) = s.pool_order.first() else {
         return (cpu_total, mem_total);
     };
-    let candidates = Candidate::all_for(&pool.instance_types, &pool.requirements);
+    // The pool's types at the prices the simulation already looked up.
+    let pool = &s.input.pools[p];
+    let candidates: Vec<Candidate> = s.pool_types[p]
+        .iter()
+        .filter(|o| o.compatible(&pool.requirements))
+        .filter_map(|o| {
+            let price = s.pool_prices[p].get(&Arc::as_ptr(o))?;
+            Some(Candidate {
+                name: o.name.clone(),
+                price_per_hour: *price,
+                cpu_millis: o.allocatable.cpu_millis,
+                memory_bytes: o.allocatable.memory_bytes,
+            })
+        })
+        .collect();
     let demand = |v: i128| i64::try_from(v).unwrap_or(i64::MAX);
     let Some(lb) = lp_lower_bound(&candidates, demand(cpu_total), demand(mem_total)) else {
         return (cpu_total, mem_total);
@@ -1077,8 +1095,10 @@ fn too_many_claims(max: usize) -> String {
 /// pods not placed by then are unschedulable. For callers that only accept a plan within the
 /// limit (consolidation: at most one replacement), this skips most of a plan that is refused.
 pub fn schedule_limited(input: &Input, max_new_claims: Option<usize>) -> Outcome {
-    let order = placement_order(input);
     let mut s = Scheduler::new(input);
+    // Callers with a claim limit (consolidation: many small simulations, at most one new claim)
+    // gain nothing from the mix and would pay for its LP each time: plain largest first.
+    let order = placement_order(input, &s, max_new_claims.is_none());
     s.max_new_claims = max_new_claims;
     let split = max_new_claims.is_none();
     let mut outcome = Outcome::default();

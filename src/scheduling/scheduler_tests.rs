@@ -578,7 +578,7 @@ fn cpu_heavy_and_memory_heavy_pods_are_interleaved_largest_first() {
         pools: vec![on_demand_pool("default")],
         ..Default::default()
     };
-    let order: Vec<&str> = placement_order(&input)
+    let order: Vec<&str> = placement_order(&input, &Scheduler::new(&input), true)
         .into_iter()
         .map(|i| input.pods[i].key.as_str())
         .collect();

@@ -706,6 +706,7 @@ async fn create_commands_send_protobuf() {
     assert!(out.contains("node/n1 drained"), "{out}");
     let err = k.fails(&["get", "pod", "p"]).await;
     assert!(err.contains("not found"), "{err}");
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_account_without_rights_is_forbidden() {

@@ -38,6 +38,9 @@ pub struct Target {
     /// The stack the code under test gets in production ([`WORKER_STACK`] or [`MAIN_STACK`]):
     /// deep input must fail cleanly within it.
     pub stack_bytes: usize,
+    /// Mutated inputs are cut to this many bytes: far beyond real input, short of making every
+    /// input slow (a debug build on a busy CI machine still has to keep under [`Options::slow`]).
+    pub max_len: usize,
     /// Built at the start of a run, on the thread that runs the inputs (state such as a
     /// catalog or a webhook cache is made once, not per input).
     pub harness: fn() -> Harness,
@@ -114,8 +117,6 @@ pub struct Options {
     pub slow: Duration,
     /// An input still running after this ends the run.
     pub hang: Duration,
-    /// Mutated inputs are cut to this many bytes (the webhooks take up to 3 MiB).
-    pub max_len: usize,
     /// Write each input to `<crash_dir>/<target>-current` before running it: a stack overflow
     /// aborts the process, past any `catch_unwind`, and this keeps the input that did it (rerun
     /// with the same seed).
@@ -134,7 +135,6 @@ impl Default for Options {
             .join("fuzz-crashes"),
             slow: Duration::from_secs(1),
             hang: Duration::from_secs(20),
-            max_len: 1 << 20,
             save_current: false,
         }
     }
@@ -206,10 +206,11 @@ pub fn run(target: &Target, opts: &Options) -> std::io::Result<Report> {
     let worker = {
         let (progress, opts, seeds) = (progress.clone(), opts.clone(), seeds.clone());
         let (name, dictionary, harness) = (target.name, target.dictionary, target.harness);
+        let max_len = target.max_len;
         std::thread::Builder::new()
             .name(format!("fuzz-{name}"))
             .stack_size(target.stack_bytes)
-            .spawn(move || fuzz_loop(name, dictionary, harness, seeds, &opts, &progress))?
+            .spawn(move || fuzz_loop(name, dictionary, max_len, harness, seeds, &opts, &progress))?
     };
     let started = Instant::now();
     loop {
@@ -252,6 +253,7 @@ pub fn run(target: &Target, opts: &Options) -> std::io::Result<Report> {
 fn fuzz_loop(
     name: &'static str,
     dictionary: &'static [&'static str],
+    max_len: usize,
     harness: fn() -> Harness,
     seeds: Vec<Vec<u8>>,
     opts: &Options,
@@ -285,13 +287,7 @@ fn fuzz_loop(
         } else {
             let parent = rng.below(pool.len());
             let other = rng.below(pool.len());
-            mutate::mutate(
-                &mut rng,
-                &pool[parent],
-                &pool[other],
-                dictionary,
-                opts.max_len,
-            )
+            mutate::mutate(&mut rng, &pool[parent], &pool[other], dictionary, max_len)
         };
         if opts.save_current {
             std::fs::create_dir_all(&opts.crash_dir)?;
@@ -460,6 +456,7 @@ mod tests {
             about: "panics on '!'",
             dictionary: &["!"],
             stack_bytes: WORKER_STACK,
+            max_len: 64,
             harness: panicky,
         };
         let opts = Options {
@@ -498,6 +495,7 @@ mod tests {
             about: "sleeps on zz",
             dictionary: &[],
             stack_bytes: WORKER_STACK,
+            max_len: 64,
             harness: sleepy,
         };
         let opts = Options {

@@ -6,6 +6,7 @@ use croner::parser::CronParser;
 use serde_json::Value;
 
 use super::common::{Verdict, units_only};
+use crate::apis::duration::parse_go_duration;
 use crate::apis::nodepool::DISRUPTION_REASONS;
 
 const MACROS: &[&str] = &[
@@ -169,7 +170,7 @@ pub fn check_budget_duration(s: &str) -> Result<(), String> {
         && trimmed.matches('h').count() <= 1
         && trimmed.matches('m').count() <= 1
         && trimmed.ends_with('h') != trimmed.contains('m')
-        && go_parse_duration::parse_duration(s).is_ok();
+        && parse_go_duration(s).is_ok();
     if ok {
         Ok(())
     } else {

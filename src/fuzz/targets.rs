@@ -403,7 +403,10 @@ fn plan() -> Harness {
             return;
         };
         // `plan` stops at the first decoding error; going on with what decoded reaches further.
-        let workloads = workload::expand(&objects);
+        let workloads = match workload::expand(&objects) {
+            Ok(w) => w,
+            Err(e) => return seen.note(&e),
+        };
         for pod in workloads.pods.iter().chain(&workloads.daemonsets) {
             match PodInfo::from_pod(pod) {
                 Ok(_) => seen.note("pod"),

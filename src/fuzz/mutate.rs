@@ -207,7 +207,7 @@ fn replace_number(rng: &mut Rng, b: &mut Vec<u8>) {
         let at = rng.below(b.len() + 1);
         b.splice(at..at, replacement.iter().copied());
     } else {
-        let r = rng.pick(&runs).clone();
+        let r = rng.pick_ref(&runs).clone();
         b.splice(r, replacement.iter().copied());
     }
 }
@@ -216,9 +216,9 @@ fn replace_number(rng: &mut Rng, b: &mut Vec<u8>) {
 fn swap_token(rng: &mut Rng, b: &mut Vec<u8>, dictionary: &[&str]) {
     let word = |rng: &mut Rng| -> &str {
         if !dictionary.is_empty() && rng.one_in(2) {
-            *rng.pick(dictionary)
+            rng.pick(dictionary)
         } else {
-            *rng.pick(SYNTAX_TOKENS)
+            rng.pick(SYNTAX_TOKENS)
         }
     };
     let from = word(rng).as_bytes();
@@ -234,15 +234,15 @@ fn swap_token(rng: &mut Rng, b: &mut Vec<u8>, dictionary: &[&str]) {
         let at = rng.below(b.len() + 1);
         b.splice(at..at, to);
     } else {
-        let at = *rng.pick(&hits);
+        let at = rng.pick(&hits);
         b.splice(at..at + from.len(), to);
     }
 }
 
 /// Wraps a point of the input in many levels of nesting: recursion limits and stack depth.
 fn nest(rng: &mut Rng, b: &mut Vec<u8>) {
-    let (open, close) = *rng.pick(NESTING);
-    let depth = *rng.pick(&[64, 129, 257, 1000, 10_000, 100_000]);
+    let (open, close) = rng.pick(NESTING);
+    let depth = rng.pick(&[64, 129, 257, 1000, 10_000, 100_000]);
     let at = rng.below(b.len() + 1);
     let mut inner = open.repeat(depth).into_bytes();
     if rng.one_in(2) {
@@ -254,7 +254,7 @@ fn nest(rng: &mut Rng, b: &mut Vec<u8>) {
 
 /// A very long run of one character, or of a slice of the input.
 fn long_string(rng: &mut Rng, b: &mut Vec<u8>) {
-    let len = *rng.pick(&[300, 4097, 65_537, 300_000]);
+    let len = rng.pick(&[300, 4097, 65_537, 300_000]);
     let unit: Vec<u8> = if rng.one_in(2) && !b.is_empty() {
         let r = rng.range(b.len(), 16);
         if r.is_empty() {
@@ -294,18 +294,18 @@ fn structured(rng: &mut Rng, b: &[u8], dictionary: &[&str]) -> Option<Vec<u8>> {
 fn edit_tree(rng: &mut Rng, root: &mut Value, dictionary: &[&str]) {
     let mut pointers = Vec::new();
     collect_pointers(root, String::new(), &mut pointers);
-    let pointer = rng.pick(&pointers).clone();
+    let pointer = rng.pick_ref(&pointers).clone();
     let donor = root
-        .pointer(rng.pick(&pointers).as_str())
+        .pointer(rng.pick_ref(&pointers).as_str())
         .cloned()
         .unwrap_or(Value::Null);
     let replacement = match rng.below(8) {
         0 => donor,
         1 => Value::String(word(rng, dictionary).to_string()),
-        2 => serde_json::from_str(*rng.pick(EXTREME_NUMBERS)).unwrap_or(Value::Null),
+        2 => serde_json::from_str(rng.pick(EXTREME_NUMBERS)).unwrap_or(Value::Null),
         3 => Value::String(rng.pick(EXTREME_NUMBERS).to_string()),
         4 => rng
-            .pick(&[
+            .pick_ref(&[
                 Value::Null,
                 json!(true),
                 json!(""),
@@ -329,7 +329,7 @@ fn edit_tree(rng: &mut Rng, root: &mut Value, dictionary: &[&str]) {
                 match p {
                     Value::Array(items) if !items.is_empty() => {
                         let item = items[rng.below(items.len())].clone();
-                        let n = *rng.pick(&[1, 100, 5000]);
+                        let n = rng.pick(&[1, 100, 5000]);
                         items.extend(std::iter::repeat_n(item, n));
                     }
                     Value::Object(map) => {
@@ -343,7 +343,7 @@ fn edit_tree(rng: &mut Rng, root: &mut Value, dictionary: &[&str]) {
         }
         _ => {
             let mut v = Value::Null;
-            for _ in 0..*rng.pick(&[10, 100, 127, 128, 129]) {
+            for _ in 0..rng.pick(&[10, 100, 127, 128, 129]) {
                 v = json!([v]);
             }
             v
@@ -358,7 +358,7 @@ fn word<'a>(rng: &mut Rng, dictionary: &[&'a str]) -> &'a str {
     if dictionary.is_empty() {
         "a"
     } else {
-        *rng.pick(dictionary)
+        rng.pick(dictionary)
     }
 }
 

@@ -104,6 +104,11 @@ pub fn run(args: &Args) -> CliResult {
         if !report.passed() {
             failed.push(report.target.clone());
         }
+        if report.hang.is_some() {
+            // The hung input's thread cannot be stopped; it would slow every later target.
+            println!("stopping: a hung input is still running");
+            break;
+        }
     }
     if failed.is_empty() {
         Ok(())

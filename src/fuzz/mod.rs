@@ -326,7 +326,7 @@ fn fuzz_loop(
         if seen.fresh {
             if pool.len() < MAX_POOL {
                 pool.push(input);
-            } else {
+            } else if seeds.len() < MAX_POOL {
                 // Keep the seeds; replace a random later find.
                 let i = seeds.len() + rng.below(MAX_POOL - seeds.len());
                 pool[i] = input;

@@ -329,7 +329,9 @@ fn edit_tree(rng: &mut Rng, root: &mut Value, dictionary: &[&str]) {
                 match p {
                     Value::Array(items) if !items.is_empty() => {
                         let item = items[rng.below(items.len())].clone();
-                        let n = rng.pick(&[1, 100, 5000]);
+                        // At most about 1 MiB more: a big item copied 5000 times ran out of memory.
+                        let room = (1 << 20) / item.to_string().len().max(1);
+                        let n = rng.pick(&[1, 100, 5000]).min(room.max(1));
                         items.extend(std::iter::repeat_n(item, n));
                     }
                     Value::Object(map) => {

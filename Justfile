@@ -18,6 +18,13 @@ install:
 crds:
     cargo run --quiet -- crds > manifests/crds/crds.yaml
 
+# Fuzz the parsers of outside input (AdmissionReviews, manifests, cron, durations, quantities,
+# SQS messages): every target, or one, for SECONDS each (CI runs 10 s each). E.g.
+# `just fuzz plan 600 --seed 42`; crashing inputs go to target/fuzz-crashes. Release speed, but
+# with overflow checks and debug assertions: an overflow is a crash, as in CI's debug build.
+fuzz TARGET="all" SECONDS="300" *ARGS:
+    CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=true CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true cargo run --release --quiet -- fuzz {{TARGET}} --seconds {{SECONDS}} {{ARGS}}
+
 # Benchmarks (criterion).
 bench:
     cargo bench

@@ -32,6 +32,12 @@ cargo test --workspace --lib --bins --tests 2>&1 | tee "$results"
 # Count what cargo ran, for the closing line.
 read -r passed failed < <(awk '/^test result:/ { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p+0, f+0 }' "$results")
 
+# Bad input: every fuzz target for FUZZ_SECONDS (a fresh seed each run, printed so that a
+# failure reproduces with --seed); crashing, slow and hanging inputs land in
+# ${CARGO_TARGET_DIR:-target}/fuzz-crashes. Longer runs: `just fuzz`.
+step "fuzz: every target for ${FUZZ_SECONDS:=10} s"
+"${CARGO_TARGET_DIR:-target}/debug/capstan" fuzz all --seconds "$FUZZ_SECONDS"
+
 step "manifests against the Kubernetes schemas"
 scripts/validate-manifests.sh
 

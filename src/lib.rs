@@ -10,6 +10,7 @@ pub mod controllers;
 pub mod convert;
 pub mod disruption;
 pub mod feature_gates;
+pub mod fuzz;
 pub mod interruption;
 pub mod leader;
 pub mod local_webhooks;

@@ -53,6 +53,10 @@ enum Command {
     /// Measure capstan's servers under load (in-process, on loopback).
     #[command(subcommand)]
     Bench(cli::bench::Command),
+    /// Fuzz the parsers of outside input (AdmissionReviews, manifests, cron schedules,
+    /// durations, quantities, SQS messages) for a bounded time; exits non-zero on any crash,
+    /// hang or input slower than --slow-ms.
+    Fuzz(cli::fuzz::Args),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
         Command::Nodes(args) => cli::nodes::run(&args),
         Command::Sandbox(args) => cli::sandbox::run(&args),
         Command::Bench(command) => cli::bench::run(&command),
+        Command::Fuzz(args) => cli::fuzz::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

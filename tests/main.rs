@@ -9,6 +9,7 @@ mod bench_webhooks;
 mod controllers_moto;
 mod crd_schemas;
 mod disruption;
+mod fuzz;
 mod interruption;
 mod leader;
 mod plan;

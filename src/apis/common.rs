@@ -154,7 +154,7 @@ pub fn set_condition(
 /// A Go duration as the CRDs carry them (`30s`, `1h30m`, `720h`); `None` for `Never` or
 /// anything unreadable (the webhook rejects those before they are stored).
 pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
-    let nanos = go_parse_duration::parse_duration(s).ok()?;
+    let nanos = super::duration::parse_go_duration(s).ok()?;
     u64::try_from(nanos)
         .ok()
         .map(std::time::Duration::from_nanos)

@@ -7,6 +7,7 @@
 //! the defaulting webhook) so that decoding and re-encoding a manifest loses and adds nothing.
 
 pub mod common;
+pub mod duration;
 pub mod ec2nodeclass;
 pub mod labels;
 pub mod nodeclaim;

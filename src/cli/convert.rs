@@ -4,8 +4,7 @@
 use std::path::PathBuf;
 
 use super::CliResult;
-use crate::apis::{EC2NodeClass, NodePool};
-use crate::convert::convert_document;
+use crate::convert::{check_v1, convert_document};
 use crate::manifest::{self, Document, ManifestErrors, parse_path};
 
 pub fn run(files: &[PathBuf]) -> CliResult {
@@ -60,17 +59,5 @@ fn located(doc: &Document, note: &str) -> String {
     match line {
         Some(l) => format!("{}:{l}: document {}: {note}", doc.file.display(), doc.index),
         None => format!("{}: document {}: {note}", doc.file.display(), doc.index),
-    }
-}
-
-fn check_v1(object: &serde_json::Value) -> Result<(), serde_json::Error> {
-    match (object["apiVersion"].as_str(), object["kind"].as_str()) {
-        (Some("karpenter.sh/v1"), Some("NodePool")) => {
-            serde_json::from_value::<NodePool>(object.clone()).map(drop)
-        }
-        (Some("karpenter.k8s.aws/v1"), Some("EC2NodeClass")) => {
-            serde_json::from_value::<EC2NodeClass>(object.clone()).map(drop)
-        }
-        _ => Ok(()),
     }
 }

@@ -5,6 +5,7 @@ pub mod certs;
 pub mod check;
 pub mod convert;
 pub mod crds;
+pub mod fuzz;
 pub mod nodes;
 pub mod plan;
 pub mod run;

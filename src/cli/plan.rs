@@ -65,7 +65,7 @@ pub fn run(args: &Args) -> CliResult {
     if pools.is_empty() {
         return Err("no NodePool in the manifests: capstan plans nodes only from NodePools".into());
     }
-    let workloads = workload::expand(&objects);
+    let workloads = workload::expand(&objects)?;
     let to_info = |pods: &[k8s_openapi::api::core::v1::Pod]| -> Result<Vec<PodInfo>, String> {
         pods.iter()
             .map(|p| PodInfo::from_pod(p).map_err(|e| e.to_string()))

@@ -158,6 +158,20 @@ pub fn convert_document(doc: &Value) -> Result<Converted, ConvertError> {
     }
 }
 
+/// Whether a v1 object decodes as its type (other kinds pass): `convert`'s output must, or a
+/// conversion bug would surface only at apply.
+pub fn check_v1(object: &Value) -> Result<(), serde_json::Error> {
+    match (object["apiVersion"].as_str(), object["kind"].as_str()) {
+        (Some("karpenter.sh/v1"), Some("NodePool")) => {
+            serde_json::from_value::<crate::apis::NodePool>(object.clone()).map(drop)
+        }
+        (Some("karpenter.k8s.aws/v1"), Some("EC2NodeClass")) => {
+            serde_json::from_value::<crate::apis::EC2NodeClass>(object.clone()).map(drop)
+        }
+        _ => Ok(()),
+    }
+}
+
 fn passthrough(doc: &Value) -> Result<Converted, ConvertError> {
     Ok(Converted {
         objects: vec![doc.clone()],

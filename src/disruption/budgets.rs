@@ -92,12 +92,15 @@ pub fn allowance(
 }
 
 /// `nodes` as a count, or a percent of `total` rounded up (Karpenter's
-/// `GetScaledValueFromIntOrPercent(.., roundUp=true)`).
+/// `GetScaledValueFromIntOrPercent(.., roundUp=true)`). The webhook keeps percents within 100%,
+/// but a pool stored without it may say anything: the product is taken in u128 (a percent near
+/// `usize::MAX` overflowed, found by `capstan fuzz budget`).
 fn scaled_nodes(nodes: &str, total: usize) -> Option<usize> {
     match nodes.strip_suffix('%') {
         Some(p) => {
             let p: usize = p.parse().ok()?;
-            Some((p * total).div_ceil(100))
+            let scaled = (p as u128 * total as u128).div_ceil(100);
+            Some(usize::try_from(scaled).unwrap_or(usize::MAX))
         }
         None => nodes.parse().ok(),
     }

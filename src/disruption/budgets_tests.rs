@@ -43,6 +43,11 @@ fn counts_and_percents() {
         ("100%", 7, 1, 6),
         ("0%", 7, 0, 0),
         ("1%", 1, 0, 1),
+        // Past what the webhook admits (a pool stored without it): scaled, never overflowing
+        // (9223372036854775808% of 3 overflowed usize; found by `capstan fuzz budget`).
+        ("150%", 10, 0, 15),
+        ("9223372036854775808%", 3, 0, 276_701_161_105_643_275),
+        ("18446744073709551615%", 1000, 0, usize::MAX),
     ] {
         let p = pool_with(vec![budget(nodes, None, None, None)]);
         assert_eq!(

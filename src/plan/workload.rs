@@ -13,6 +13,10 @@ use crate::manifest::Object;
 
 const DEFAULT_NAMESPACE: &str = "default";
 
+/// Kubernetes' documented scale limit (150,000 pods per cluster). Every pod is simulated, so a
+/// typo like `replicas: 2147483647` is refused here instead of allocating terabytes.
+pub const MAX_PODS: usize = 150_000;
+
 /// Pods to place, and one template pod per DaemonSet (their requests land on every new node).
 #[derive(Debug, Clone, Default)]
 pub struct Workloads {
@@ -20,10 +24,12 @@ pub struct Workloads {
     pub daemonsets: Vec<Pod>,
 }
 
-/// Expands workload objects into pods, in input order; other objects are ignored.
-pub fn expand(objects: &[Object]) -> Workloads {
+/// Expands workload objects into pods, in input order; other objects are ignored. More than
+/// [`MAX_PODS`] pods in all is an error naming the object that went over.
+pub fn expand(objects: &[Object]) -> Result<Workloads, String> {
     let mut out = Workloads::default();
     for object in objects {
+        check_room(&out, object)?;
         match object {
             Object::Pod(pod) => {
                 let mut pod = (**pod).clone();
@@ -131,7 +137,32 @@ pub fn expand(objects: &[Object]) -> Workloads {
             | Object::Other { .. } => {}
         }
     }
-    out
+    Ok(out)
+}
+
+/// Fails when `object`'s pods would take the plan past [`MAX_PODS`], before any is made.
+fn check_room(out: &Workloads, object: &Object) -> Result<(), String> {
+    let (kind, meta, replicas) = match object {
+        Object::Deployment(d) => ("Deployment", &d.metadata, d.spec.replicas),
+        Object::ReplicaSet(r) => ("ReplicaSet", &r.metadata, r.spec.replicas),
+        Object::StatefulSet(s) => ("StatefulSet", &s.metadata, s.spec.replicas),
+        Object::Job(j) => (
+            "Job",
+            &j.metadata,
+            j.spec.as_ref().and_then(|s| s.parallelism),
+        ),
+        _ => return Ok(()),
+    };
+    let wanted = usize::try_from(replicas.unwrap_or(1)).unwrap_or(0);
+    let total = out.pods.len().saturating_add(wanted);
+    if total > MAX_PODS {
+        return Err(format!(
+            "{kind} {}/{} asks for {wanted} pods ({total} in all): capstan plan simulates at most {MAX_PODS}, Kubernetes' limit per cluster",
+            namespace_of(meta),
+            meta.name.as_deref().unwrap_or_default()
+        ));
+    }
+    Ok(())
 }
 
 /// Which replica a pod is, for controller-specific labels.

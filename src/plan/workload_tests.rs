@@ -39,7 +39,7 @@ fn workload(head: &str) -> String {
 fn deployment_of_three() {
     let w = expand(&objects(&workload(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: inflate\nspec:\n  replicas: 3\n  selector:\n    matchLabels:\n      app: inflate",
-    )));
+    ))).expect("within MAX_PODS");
     assert_eq!(names(&w.pods), ["inflate-0", "inflate-1", "inflate-2"]);
     assert!(w.daemonsets.is_empty());
     for p in &w.pods {
@@ -132,7 +132,7 @@ fn table() {
         },
     ];
     for case in cases {
-        let w = expand(&objects(&case.yaml));
+        let w = expand(&objects(&case.yaml)).expect("within MAX_PODS");
         let uids = |pods: &[Pod]| -> Vec<String> {
             pods.iter()
                 .map(|p| p.metadata.uid.clone().unwrap_or_default())
@@ -163,7 +163,7 @@ fn controller_labels_and_owners() {
         workload(
             "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: agent\nspec:\n  selector:\n    matchLabels:\n      app: inflate"
         ),
-    )));
+    ))).expect("within MAX_PODS");
     let labels = w.pods[0].metadata.labels.as_ref().expect("labels");
     assert_eq!(labels["app"], "inflate");
     assert_eq!(labels["statefulset.kubernetes.io/pod-name"], "db-0");
@@ -173,4 +173,34 @@ fn controller_labels_and_owners() {
         "DaemonSet"
     );
     assert_eq!(ds.labels.as_ref().expect("labels")["app"], "inflate");
+}
+
+/// `replicas: 2147483647` tried to allocate 5 TB and aborted `capstan plan`: refused up front,
+/// naming the object.
+#[test]
+fn more_pods_than_a_cluster_holds_is_an_error() {
+    let huge = workload(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: typo\nspec:\n  replicas: 2147483647\n  selector:\n    matchLabels:\n      app: inflate",
+    );
+    let err = expand(&objects(&huge)).expect_err("over the limit");
+    assert!(
+        err.starts_with("Deployment default/typo asks for 2147483647 pods"),
+        "{err}"
+    );
+    // Counted across objects, before any pod is made.
+    let over = format!(
+        "{}\n---\n{}",
+        workload(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: a\nspec:\n  replicas: 3\n  selector:\n    matchLabels:\n      app: inflate"
+        ),
+        workload(&format!(
+            "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: j\n  namespace: batch\nspec:\n  parallelism: {}",
+            MAX_PODS - 2
+        )),
+    );
+    let err = expand(&objects(&over)).expect_err("over the limit");
+    assert!(
+        err.starts_with("Job batch/j asks for 149998 pods (150001 in all)"),
+        "{err}"
+    );
 }

@@ -6,6 +6,7 @@ use croner::parser::CronParser;
 use serde_json::Value;
 
 use super::common::{Verdict, units_only};
+use crate::apis::duration::parse_go_duration;
 use crate::apis::nodepool::DISRUPTION_REASONS;
 
 const MACROS: &[&str] = &[
@@ -169,7 +170,7 @@ pub fn check_budget_duration(s: &str) -> Result<(), String> {
         && trimmed.matches('h').count() <= 1
         && trimmed.matches('m').count() <= 1
         && trimmed.ends_with('h') != trimmed.contains('m')
-        && go_parse_duration::parse_duration(s).is_ok();
+        && parse_go_duration(s).is_ok();
     if ok {
         Ok(())
     } else {
@@ -209,10 +210,16 @@ pub fn check_schedule(s: &str) -> Result<(), String> {
             "invalid schedule {s:?}: unsupported character {c:?}"
         ));
     }
-    CronParser::new()
+    let cron = CronParser::new()
         .parse(&fields.join(" "))
+        .map_err(|e| format!("invalid schedule {s:?}: {e}"))?;
+    // A date that never comes (`0 0 31 2 *`) parses, but the disruption controller could never
+    // tell whether the budget is in force and would hold the pool's nodes (found by
+    // `capstan fuzz cron`). From 2000-01-01, a leap year, every real date comes within 4 years.
+    let from = k8s_openapi::jiff::civil::date(2000, 1, 1).at(0, 0, 0, 0);
+    cron.find_next_occurrence(&from, false)
         .map(|_| ())
-        .map_err(|e| format!("invalid schedule {s:?}: {e}"))
+        .map_err(|_| format!("invalid schedule {s:?}: it never fires (no such date)"))
 }
 
 /// Whether `c` only occurs inside month or weekday names (`jul`, `wed`), where it is fine.
@@ -250,6 +257,11 @@ mod tests {
             "@yearly",
             "@annually",
             "@monthly",
+            // Once in four years, and on the 31st of the months that have one.
+            "0 0 29 2 *",
+            "0 0 31 * *",
+            // Day-of-month or day-of-week, as cron reads both: fires every Monday.
+            "0 0 31 2 mon",
         ] {
             assert_eq!(check_schedule(ok), Ok(()), "{ok}");
         }
@@ -265,6 +277,10 @@ mod tests {
             "0 0 L * *",
             "0 0 * * 5#3",
             "0 0 15W * *",
+            // Dates that never come: admitted, they held the pool's nodes forever (fuzzer).
+            "0 0 31 2 *",
+            "0 0 30 feb *",
+            "0 0 31 4,6,9,11 *",
         ] {
             assert!(check_schedule(bad).is_err(), "{bad}");
         }

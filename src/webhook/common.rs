@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde_json::Value;
 
+use crate::apis::duration::parse_go_duration;
 use crate::scheduling::resources::{Quantity, parse_quantity};
 
 /// One invalid field: `spec.template.spec.requirements[0].operator: unsupported value "Foo"`.
@@ -100,8 +101,8 @@ pub fn check_duration(s: &str, allow_never: bool) -> Result<Option<u64>, String>
     if !units_only(s, &['s', 'm', 'h']) {
         return Err(format!("invalid duration {s:?}: {expect}"));
     }
-    // go-parse-duration is Go's own grammar; the unit check above narrows it to the CRD's.
-    match go_parse_duration::parse_duration(s) {
+    // Go's own grammar; the unit check above narrows it to the CRD's.
+    match parse_go_duration(s) {
         Ok(nanos) if nanos >= 0 => Ok(Some((nanos / 1_000_000_000) as u64)),
         _ => Err(format!("invalid duration {s:?}: {expect}")),
     }

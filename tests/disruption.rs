@@ -19,17 +19,6 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
 
-async fn scale(client: &kube::Client, name: &str, replicas: i32) {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), "default");
-    api.patch(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"replicas": replicas}})),
-    )
-    .await
-    .expect("scale");
-}
-
 /// A cluster whose pool consolidates underutilized nodes after 1 s, with no budget in the way.
 async fn consolidating_cluster() -> (Cluster, kube::Client) {
     let cluster = Cluster::start().await;

@@ -29,7 +29,6 @@ use capstan_sandbox::access::Access;
 use capstan_sandbox::rbac::{Decision, forbidden};
 use capstan_sandbox::{Sandbox, SandboxConfig};
 use common::cluster::*;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
@@ -129,17 +128,6 @@ fn show(a: &Access) -> String {
         text = format!("{text} in {}", at.namespace);
     }
     text
-}
-
-async fn scale(client: &kube::Client, name: &str, replicas: i32) {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), "default");
-    api.patch(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"replicas": replicas}})),
-    )
-    .await
-    .expect("scale");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

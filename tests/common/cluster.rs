@@ -13,7 +13,7 @@ use capstan::metrics::Metrics;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Client;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 pub struct Cluster {
@@ -167,6 +167,18 @@ pub async fn deploy(client: &Client, name: &str, replicas: i32, cpu: &str, memor
     api.create(&PostParams::default(), &d)
         .await
         .expect("create deployment");
+}
+
+/// Sets a Deployment's replicas in `default`.
+pub async fn scale(client: &Client, name: &str, replicas: i32) {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": replicas}})),
+    )
+    .await
+    .expect("scale");
 }
 
 pub async fn running_pods(client: &Client, app: &str) -> usize {

@@ -215,7 +215,11 @@ fn removed_holds_a_maximum(
             || reaches(have.memory_bytes, max.memory_bytes)
             || reaches(have.ephemeral_storage_bytes, max.ephemeral_storage_bytes)
             || reaches(have.pods, max.pods)
-            || !have.extended.is_empty()
+            // Most types have branch ENIs (`vpc.amazonaws.com/pod-eni`): compare, don't assume.
+            || have
+                .extended
+                .iter()
+                .any(|(name, v)| reaches(*v, max.extended.get(name).copied().unwrap_or(0)))
     };
     let mut rest = kept.iter().peekable();
     for o in before {

@@ -14,12 +14,55 @@ pub enum Slot {
     Claim(usize),
 }
 
+/// A value per slot, in two vectors indexed by node and claim number: the scheduler asks about
+/// slots millions of times, and an index beats hashing.
+#[derive(Debug, Clone)]
+struct SlotMap<T> {
+    nodes: Vec<T>,
+    claims: Vec<T>,
+}
+
+impl<T: Clone + Default> Default for SlotMap<T> {
+    fn default() -> Self {
+        SlotMap {
+            nodes: Vec::new(),
+            claims: Vec::new(),
+        }
+    }
+}
+
+impl<T: Clone + Default> SlotMap<T> {
+    fn get(&self, slot: Slot) -> Option<&T> {
+        match slot {
+            Slot::Node(i) => self.nodes.get(i),
+            Slot::Claim(i) => self.claims.get(i),
+        }
+    }
+
+    fn get_mut(&mut self, slot: Slot) -> &mut T {
+        let (v, i) = match slot {
+            Slot::Node(i) => (&mut self.nodes, i),
+            Slot::Claim(i) => (&mut self.claims, i),
+        };
+        if v.len() <= i {
+            v.resize(i + 1, T::default());
+        }
+        &mut v[i]
+    }
+}
+
+impl SlotMap<i64> {
+    fn count(&self, slot: Slot) -> i64 {
+        self.get(slot).copied().unwrap_or(0)
+    }
+}
+
 /// Counts of the pods one selector (in some namespaces) matches.
 #[derive(Debug, Clone)]
 struct Counter {
     namespaces: BTreeSet<String>,
     selector: Selector,
-    per_slot: HashMap<Slot, i64>,
+    per_slot: SlotMap<i64>,
     per_zone: HashMap<String, i64>,
     total: i64,
 }
@@ -28,7 +71,7 @@ struct Counter {
 #[derive(Debug, Clone)]
 struct AntiOwner {
     term: AffinityTerm,
-    slots: HashMap<Slot, i64>,
+    slots: SlotMap<i64>,
     zones: HashMap<String, i64>,
 }
 
@@ -38,7 +81,7 @@ pub struct Topology {
     counter_ids: HashMap<String, usize>,
     anti_owners: Vec<AntiOwner>,
     anti_owner_ids: HashMap<String, usize>,
-    slot_zone: HashMap<Slot, String>,
+    slot_zone: SlotMap<Option<String>>,
     /// (counter, threshold) → no claim below this index has fewer than `threshold` matches.
     claim_cursors: HashMap<(usize, i64), usize>,
     /// Every zone a pod could land in, for spread minimums.
@@ -128,7 +171,7 @@ impl Topology {
         self.counters.push(Counter {
             namespaces,
             selector: selector.clone(),
-            per_slot: HashMap::new(),
+            per_slot: SlotMap::default(),
             per_zone: HashMap::new(),
             total: 0,
         });
@@ -152,12 +195,14 @@ impl Topology {
 
     pub fn record(&mut self, pod: &PodInfo, slot: Slot, zone: Option<&str>) {
         if let Some(z) = zone {
-            self.slot_zone.entry(slot).or_insert_with(|| z.to_string());
+            self.slot_zone
+                .get_mut(slot)
+                .get_or_insert_with(|| z.to_string());
         }
-        let zone = self.slot_zone.get(&slot).cloned();
+        let zone = self.zone_of(slot).map(str::to_string);
         for c in &mut self.counters {
             if c.namespaces.contains(&pod.namespace) && c.selector.matches(&pod.labels) {
-                *c.per_slot.entry(slot).or_default() += 1;
+                *c.per_slot.get_mut(slot) += 1;
                 if let Some(z) = &zone {
                     *c.per_zone.entry(z.clone()).or_default() += 1;
                 }
@@ -176,14 +221,14 @@ impl Topology {
                     self.anti_owner_ids.insert(k, self.anti_owners.len());
                     self.anti_owners.push(AntiOwner {
                         term: term.clone(),
-                        slots: HashMap::new(),
+                        slots: SlotMap::default(),
                         zones: HashMap::new(),
                     });
                     self.anti_owners.len() - 1
                 }
             };
             let owner = &mut self.anti_owners[id];
-            *owner.slots.entry(slot).or_default() += 1;
+            *owner.slots.get_mut(slot) += 1;
             if let Some(z) = &zone {
                 *owner.zones.entry(z.clone()).or_default() += 1;
             }
@@ -192,24 +237,25 @@ impl Topology {
 
     /// A claim's zone became known: the pods placed there count in that zone from now on.
     pub fn set_zone(&mut self, slot: Slot, zone: &str) {
-        if self.slot_zone.contains_key(&slot) {
+        let known = self.slot_zone.get_mut(slot);
+        if known.is_some() {
             return;
         }
-        self.slot_zone.insert(slot, zone.to_string());
+        *known = Some(zone.to_string());
         for c in &mut self.counters {
-            if let Some(n) = c.per_slot.get(&slot).copied() {
+            if let Some(n) = c.per_slot.get(slot).copied() {
                 *c.per_zone.entry(zone.to_string()).or_default() += n;
             }
         }
         for o in &mut self.anti_owners {
-            if let Some(n) = o.slots.get(&slot).copied() {
+            if let Some(n) = o.slots.get(slot).copied() {
                 *o.zones.entry(zone.to_string()).or_default() += n;
             }
         }
     }
 
     pub fn zone_of(&self, slot: Slot) -> Option<&str> {
-        self.slot_zone.get(&slot).map(String::as_str)
+        self.slot_zone.get(slot).and_then(Option::as_deref)
     }
 
     fn counter_id(&self, namespaces: &BTreeSet<String>, selector: &Selector) -> Option<usize> {
@@ -233,8 +279,7 @@ impl Topology {
     }
 
     fn count_in(&self, id: Option<usize>, slot: Slot) -> i64 {
-        id.and_then(|id| self.counters[id].per_slot.get(&slot).copied())
-            .unwrap_or(0)
+        id.map_or(0, |id| self.counters[id].per_slot.count(slot))
     }
 
     /// Looks up, once, the counters `pod` will be checked against with `anti` and `spreads`.
@@ -297,11 +342,7 @@ impl Topology {
             let Some(id) = id else { continue };
             let cursor = self.claim_cursors.entry((id, threshold)).or_insert(0);
             let per_slot = &self.counters[id].per_slot;
-            while *cursor < claims
-                && per_slot
-                    .get(&Slot::Claim(*cursor))
-                    .is_some_and(|n| *n >= threshold)
-            {
+            while *cursor < claims && per_slot.count(Slot::Claim(*cursor)) >= threshold {
                 *cursor += 1;
             }
             start = start.max(*cursor);
@@ -319,11 +360,12 @@ impl Topology {
                 return Some(Blocked::HostSpread { max_skew, count });
             }
         }
-        let zone = self.zone_of(slot);
+        // The slot's zone matters only to zone terms; most probes have none.
+        let zone = || self.zone_of(slot);
         for &(domain, id) in &probe.anti {
             let conflict = match domain {
                 Domain::Host => self.count_in(id, slot) > 0,
-                Domain::Zone => zone.is_some_and(|z| {
+                Domain::Zone => zone().is_some_and(|z| {
                     id.is_some_and(|id| self.counters[id].per_zone.get(z).copied().unwrap_or(0) > 0)
                 }),
                 Domain::Other => false,
@@ -336,8 +378,10 @@ impl Topology {
             let owner = &self.anti_owners[i];
             let domain = Domain::of(&owner.term.topology_key);
             let here = match domain {
-                Domain::Host => owner.slots.get(&slot).copied().unwrap_or(0) > 0,
-                Domain::Zone => zone.is_some_and(|z| owner.zones.get(z).copied().unwrap_or(0) > 0),
+                Domain::Host => owner.slots.count(slot) > 0,
+                Domain::Zone => {
+                    zone().is_some_and(|z| owner.zones.get(z).copied().unwrap_or(0) > 0)
+                }
                 Domain::Other => false,
             };
             if here {

@@ -201,37 +201,121 @@ fn max_allocatable(options: &[Arc<InstanceOption>]) -> Resources {
     max
 }
 
-/// Whether a type in `before` but not in `kept` (an ordered subsequence of it) reaches one of
-/// the claim's maxima, so that they must be counted again.
+/// Maxima of allocatable and capacity, as a claim keeps them for its options.
+struct Maxima<'a> {
+    allocatable: &'a Resources,
+    capacity: &'a Resources,
+    /// Extended resources named in either, in a fixed order.
+    extended: Vec<&'a String>,
+}
+
+impl<'a> Maxima<'a> {
+    fn new(allocatable: &'a Resources, capacity: &'a Resources) -> Self {
+        let extended = allocatable
+            .extended
+            .keys()
+            .chain(capacity.extended.keys())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        Maxima {
+            allocatable,
+            capacity,
+            extended,
+        }
+    }
+
+    /// Whether the maxima fit a 64-bit set (30 extended resources would not).
+    fn trackable(&self) -> bool {
+        2 * (4 + self.extended.len()) <= 64
+    }
+
+    /// The maxima `o` reaches, as bits; a zero maximum is never reached (it stays zero whatever
+    /// is removed).
+    fn reached_by(&self, o: &InstanceOption) -> u64 {
+        let reaches = |have: i64, max: i64| max > 0 && have >= max;
+        let mut bits = 0u64;
+        let mut set = |bit: usize, on: bool| {
+            if on {
+                bits |= 1 << bit;
+            }
+        };
+        let pairs = [
+            (&o.allocatable, self.allocatable),
+            (&o.capacity, self.capacity),
+        ];
+        for (k, (have, max)) in pairs.into_iter().enumerate() {
+            let base = k * (4 + self.extended.len());
+            set(base, reaches(have.cpu_millis, max.cpu_millis));
+            set(base + 1, reaches(have.memory_bytes, max.memory_bytes));
+            set(
+                base + 2,
+                reaches(have.ephemeral_storage_bytes, max.ephemeral_storage_bytes),
+            );
+            set(base + 3, reaches(have.pods, max.pods));
+            for (e, name) in self.extended.iter().enumerate() {
+                set(base + 4 + e, reaches(have.get(name), max.get(name)));
+            }
+        }
+        bits
+    }
+
+    /// Whether some type of `options` reaches each of the `wanted` maxima. Checked from the end:
+    /// options are cheapest first, so the largest types, which hold the maxima, come last.
+    fn held(&self, options: &[Arc<InstanceOption>], mut wanted: u64) -> bool {
+        for o in options.iter().rev() {
+            if wanted == 0 {
+                break;
+            }
+            wanted &= !self.reached_by(o);
+        }
+        wanted == 0
+    }
+
+    /// Every non-zero maximum, as bits.
+    fn all(&self) -> u64 {
+        let nonzero = |r: &Resources| {
+            let mut v = vec![
+                r.cpu_millis,
+                r.memory_bytes,
+                r.ephemeral_storage_bytes,
+                r.pods,
+            ];
+            v.extend(self.extended.iter().map(|n| r.get(n)));
+            v
+        };
+        nonzero(self.allocatable)
+            .into_iter()
+            .chain(nonzero(self.capacity))
+            .enumerate()
+            .filter(|(_, v)| *v > 0)
+            .fold(0, |bits, (i, _)| bits | 1 << i)
+    }
+}
+
+/// Whether removing the types of `before` that are not in `kept` (an ordered subsequence of it)
+/// lowers one of the claim's maxima, so that they must be counted again. Many types tie on a
+/// maximum (110 pods, the branch ENIs of a family), so a maximum a removed type held is usually
+/// still held by a kept one.
 fn removed_holds_a_maximum(
     before: &[Arc<InstanceOption>],
     kept: &[Arc<InstanceOption>],
     claim: &Claim,
 ) -> bool {
-    // A zero maximum stays zero whatever is removed.
-    let reaches = |have: i64, max: i64| max > 0 && have >= max;
-    let at_max = |have: &Resources, max: &Resources| {
-        reaches(have.cpu_millis, max.cpu_millis)
-            || reaches(have.memory_bytes, max.memory_bytes)
-            || reaches(have.ephemeral_storage_bytes, max.ephemeral_storage_bytes)
-            || reaches(have.pods, max.pods)
-            // Most types have branch ENIs (`vpc.amazonaws.com/pod-eni`): compare, don't assume.
-            || have
-                .extended
-                .iter()
-                .any(|(name, v)| reaches(*v, max.extended.get(name).copied().unwrap_or(0)))
-    };
+    let maxima = Maxima::new(&claim.max_allocatable, &claim.reserved);
+    if !maxima.trackable() {
+        return before.len() != kept.len();
+    }
+    let mut lost = 0u64;
     let mut rest = kept.iter().peekable();
     for o in before {
         if rest.peek().is_some_and(|k| Arc::ptr_eq(k, o)) {
             rest.next();
-        } else if at_max(&o.allocatable, &claim.max_allocatable)
-            || at_max(&o.capacity, &claim.reserved)
-        {
-            return true;
+        } else {
+            lost |= maxima.reached_by(o);
         }
     }
-    false
+    !maxima.held(kept, lost)
 }
 
 fn max_capacity(options: &[Arc<InstanceOption>]) -> Resources {
@@ -793,8 +877,11 @@ impl<'a> Scheduler<'a> {
                 continue;
             }
             let options = within;
-            // Usually every compatible type fits the first pod: the memo has their maxima.
-            let (max_allocatable, reserved) = if options.len() == all {
+            // Usually the largest compatible types fit the first pod: the memo has their maxima.
+            let (max_allocatable, reserved) = if options.len() == all || {
+                let m = Maxima::new(&all_maxima.0, &all_maxima.1);
+                m.trackable() && m.held(&options, m.all())
+            } {
                 all_maxima
             } else {
                 (max_allocatable(&options), max_capacity(&options))

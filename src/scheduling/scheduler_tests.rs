@@ -671,3 +671,74 @@ fn claims_with_pod_rules_are_not_split() {
     assert_eq!(names(&out), ["m.4xlarge"]);
     assert_eq!(names(&split_loose_claims(&input, out.clone())), names(&out));
 }
+
+/// A claim over `options` with the maxima `try_new_claim` gives it.
+fn claim_over(options: &[Arc<InstanceOption>]) -> Claim {
+    Claim {
+        pool: 0,
+        reqs: Requirements::new(),
+        options: options.to_vec(),
+        requests: Resources::new(),
+        pods: Vec::new(),
+        host_ports: BTreeSet::new(),
+        headroom: max_allocatable(options),
+        max_allocatable: max_allocatable(options),
+        reserved: max_capacity(options),
+    }
+}
+
+/// `option` with branch ENIs, as most EC2 types have (an extended resource on every type).
+fn with_enis(o: &Arc<InstanceOption>, enis: i64) -> Arc<InstanceOption> {
+    let mut r = o.allocatable.clone();
+    r.set_extended("vpc.amazonaws.com/pod-eni", enis);
+    Arc::new(InstanceOption::new(
+        &o.name,
+        o.labels.clone(),
+        r.clone(),
+        r,
+        o.offerings.clone(),
+    ))
+}
+
+#[test]
+fn maxima_are_counted_again_only_when_no_kept_type_holds_them() {
+    let c = catalog();
+    // Cheapest first; every type allows 110 pods, and m.4xlarge holds the CPU and memory maxima.
+    let options: Vec<_> = [&c[0], &c[3], &c[1], &c[4], &c[2]]
+        .into_iter()
+        .enumerate()
+        .map(|(i, o)| with_enis(o, 10 * (i as i64 + 1)))
+        .collect();
+    let claim = claim_over(&options);
+    // m.large goes: it ties on pods (110) with types that stay, and holds no other maximum.
+    assert!(!removed_holds_a_maximum(&options, &options[1..], &claim));
+    // Nothing removed: nothing to count.
+    assert!(!removed_holds_a_maximum(&options, &options, &claim));
+    // m.4xlarge goes: it alone held the CPU, memory and ENI maxima.
+    assert!(removed_holds_a_maximum(&options, &options[..4], &claim));
+    // r.xlarge goes: it held no maximum (m.4xlarge has more of everything).
+    let kept: Vec<_> = [0, 1, 2, 4].map(|i| options[i].clone()).to_vec();
+    assert!(!removed_holds_a_maximum(&options, &kept, &claim));
+    // The recount then agrees: the maxima of what is kept are unchanged.
+    assert_eq!(max_allocatable(&kept), claim.max_allocatable);
+    assert_eq!(max_capacity(&kept), claim.reserved);
+}
+
+#[test]
+fn maxima_held_checks_every_resource_including_extended_ones() {
+    let c = catalog();
+    let big = with_enis(&c[2], 50);
+    let small_many_enis = with_enis(&c[0], 80);
+    let all = vec![small_many_enis.clone(), big.clone()];
+    let (alloc, cap) = (max_allocatable(&all), max_capacity(&all));
+    let m = Maxima::new(&alloc, &cap);
+    assert!(m.trackable());
+    assert!(m.held(&all, m.all()));
+    // Without the small type, the ENI maximum (80) is held by nobody: the memo's maxima would be
+    // wrong for a claim of the big type alone.
+    assert!(!m.held(std::slice::from_ref(&big), m.all()));
+    assert!(!m.held(std::slice::from_ref(&small_many_enis), m.all()));
+    // A zero maximum is never wanted.
+    let none = Resources::new();
+    assert_eq!(Maxima::new(&none, &none).all(), 0);
+}

@@ -19,7 +19,8 @@ use crate::apis::NodeClaim;
 use crate::apis::labels::{DISRUPTED_TAINT_KEY, NODEPOOL};
 use crate::apis::nodeclaim::conditions::INITIALIZED;
 use crate::disruption::{
-    ClusterView, Command, Decision, EVENT_UNCONSOLIDATABLE, Options, PriceBook, decide, validation,
+    ClusterView, Command, Decision, EVENT_UNCONSOLIDATABLE, Options, PriceBook, candidates, decide,
+    validation,
 };
 use crate::metrics::{DecisionLabels, MethodLabel, NodePoolReason, ReasonLabel};
 use crate::scheduling::scheduler::PlannedClaim;
@@ -91,8 +92,14 @@ async fn round(ctx: &Context, posted: &mut BTreeMap<String, String>) -> Result<(
         )
         .await;
     }
+    // The candidates as decided, once for every command (each records the pods it moves).
+    let decided = if decision.commands.is_empty() {
+        Vec::new()
+    } else {
+        candidates::build(&view, decided_at).0
+    };
     for command in &decision.commands {
-        let moved = validation::moved(&view, command, decided_at);
+        let moved = validation::moved(&decided, command);
         execute(ctx, &view, command, &moved, started).await?;
     }
     Ok(())

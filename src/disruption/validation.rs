@@ -22,9 +22,9 @@ fn pods_of(c: &Candidate) -> BTreeSet<String> {
     c.reschedulable.iter().map(|p| p.key.clone()).collect()
 }
 
-/// What `command`'s candidates hold in `view`, to compare against after settling.
-pub fn moved(view: &ClusterView, command: &Command, now: SystemTime) -> Moved {
-    let (all, _) = candidates::build(view, now);
+/// What `command`'s candidates hold among `all` (the candidates the decision was made from),
+/// to compare against after settling.
+pub fn moved(all: &[Candidate], command: &Command) -> Moved {
     Moved(
         all.iter()
             .filter(|c| command.candidates.iter().any(|n| n == c.name()))

@@ -2,6 +2,7 @@ use k8s_openapi::api::core::v1::Taint;
 
 use crate::apis::Disruption;
 use crate::apis::labels::{DISRUPTED_TAINT_KEY, DO_NOT_DISRUPT};
+use crate::disruption::candidates;
 use crate::disruption::testkit::*;
 use crate::disruption::validation::{moved, needs_validation, validate};
 use crate::disruption::{Command, Options, Reason, decide};
@@ -51,7 +52,7 @@ fn taint(cl: &mut Cluster, cmd: &Command) {
 fn an_unchanged_cluster_keeps_the_command_even_with_its_own_taint() {
     let mut cl = cluster();
     let cmd = command(&cl);
-    let before = moved(&cl.view(), &cmd, t0());
+    let before = moved(&candidates::build(&cl.view(), t0()).0, &cmd);
     taint(&mut cl, &cmd);
     assert_eq!(validate(&cl.view(), &cmd, &before, at(15)), Ok(()));
 }
@@ -60,7 +61,7 @@ fn an_unchanged_cluster_keeps_the_command_even_with_its_own_taint() {
 fn a_pod_arriving_or_leaving_drops_the_command() {
     let cl = cluster();
     let cmd = command(&cl);
-    let before = moved(&cl.view(), &cmd, t0());
+    let before = moved(&candidates::build(&cl.view(), t0()).0, &cmd);
     let node = cmd.candidates[0].trim_start_matches("claim-").to_string();
 
     let mut more = cluster();
@@ -83,7 +84,7 @@ fn a_pod_arriving_or_leaving_drops_the_command() {
 fn a_new_block_drops_the_command() {
     let cl = cluster();
     let cmd = command(&cl);
-    let before = moved(&cl.view(), &cmd, t0());
+    let before = moved(&candidates::build(&cl.view(), t0()).0, &cmd);
     let node = cmd.candidates[0].trim_start_matches("claim-").to_string();
     let pod = format!("web-{node}");
 

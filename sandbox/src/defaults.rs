@@ -68,34 +68,131 @@ fn default_property(map: &mut Map<String, Value>, key: &str, sub: &Value) {
     }
 }
 
-/// Defaults the real server's built-in types apply that clients read back. Deliberately small:
-/// TODO(milestone: built-in defaulting/validation) container fields, Deployment strategy, etc.
+/// Sets each absent field of `obj` (an object) to its default.
+fn fill(obj: Option<&mut Value>, defaults: &[(&str, Value)]) {
+    if let Some(Value::Object(map)) = obj {
+        for (k, v) in defaults {
+            map.entry(*k).or_insert_with(|| v.clone());
+        }
+    }
+}
+
+/// The real server's `imagePullPolicy` default: `Always` for `:latest` or an untagged image
+/// (a digest counts as a tag), else `IfNotPresent`.
+fn pull_policy(image: &str) -> &'static str {
+    let name = image.rsplit('/').next().unwrap_or(image);
+    if image.contains('@') {
+        return "IfNotPresent";
+    }
+    match name.split_once(':') {
+        Some((_, "latest")) | None => "Always",
+        Some(_) => "IfNotPresent",
+    }
+}
+
+/// A pod spec's defaults, also inside workload templates (the real server defaults those too).
+fn default_pod_spec(spec: Option<&mut Value>) {
+    let Some(spec) = spec else { return };
+    fill(Some(spec), &[("restartPolicy", json!("Always"))]);
+    default_pod_spec_but_restart(Some(spec));
+}
+
+/// [`default_pod_spec`] without `restartPolicy`: a Job's template must name Never or OnFailure
+/// (the real server defaults Always there and then refuses the Job).
+fn default_pod_spec_but_restart(spec: Option<&mut Value>) {
+    let Some(spec) = spec else { return };
+    fill(
+        Some(spec),
+        &[
+            ("schedulerName", json!("default-scheduler")),
+            ("terminationGracePeriodSeconds", json!(30)),
+            ("dnsPolicy", json!("ClusterFirst")),
+            ("enableServiceLinks", json!(true)),
+            ("securityContext", json!({})),
+        ],
+    );
+    for list in ["initContainers", "containers"] {
+        let Some(Value::Array(containers)) = spec.get_mut(list) else {
+            continue;
+        };
+        for c in containers {
+            let policy = pull_policy(c.get("image").and_then(Value::as_str).unwrap_or(""));
+            fill(
+                Some(c),
+                &[
+                    ("imagePullPolicy", json!(policy)),
+                    ("terminationMessagePath", json!("/dev/termination-log")),
+                    ("terminationMessagePolicy", json!("File")),
+                ],
+            );
+        }
+    }
+}
+
+/// Defaults the real server's built-in types apply that clients read back (what `kubectl get
+/// -o yaml` shows and `kubectl apply` diffs against); only fields a person or the controllers
+/// read, not every field of every kind.
 pub fn apply_built_in_defaults(group: &str, kind: &str, obj: &mut Value) {
-    let Some(map) = obj.as_object_mut() else {
+    if !obj.is_object() {
         return;
-    };
+    }
     match (group, kind) {
         ("", "Pod") => {
-            if let Some(Value::Object(spec)) = map.get_mut("spec") {
-                for (k, v) in [
-                    ("restartPolicy", json!("Always")),
-                    ("schedulerName", json!("default-scheduler")),
-                    ("terminationGracePeriodSeconds", json!(30)),
-                    ("dnsPolicy", json!("ClusterFirst")),
-                    ("enableServiceLinks", json!(true)),
-                    ("priority", json!(0)),
-                ] {
-                    spec.entry(k).or_insert(v);
+            default_pod_spec(obj.get_mut("spec"));
+            fill(obj.get_mut("spec"), &[("priority", json!(0))]);
+        }
+        ("", "Secret") => fill(Some(obj), &[("type", json!("Opaque"))]),
+        ("", "Service") => {
+            let external_name = obj
+                .pointer("/spec/type")
+                .and_then(Value::as_str)
+                .is_some_and(|t| t == "ExternalName");
+            fill(obj.get_mut("spec"), &[("type", json!("ClusterIP"))]);
+            if !external_name {
+                fill(
+                    obj.get_mut("spec"),
+                    &[
+                        ("sessionAffinity", json!("None")),
+                        ("internalTrafficPolicy", json!("Cluster")),
+                    ],
+                );
+            }
+            if let Some(Value::Array(ports)) = obj.pointer_mut("/spec/ports") {
+                for port in ports {
+                    let target = port.get("port").cloned().unwrap_or(Value::Null);
+                    fill(
+                        Some(port),
+                        &[("protocol", json!("TCP")), ("targetPort", target)],
+                    );
                 }
             }
         }
         ("admissionregistration.k8s.io", kind) => {
             crate::admission::default_configuration(kind, obj);
         }
-        ("apps", "Deployment" | "ReplicaSet" | "StatefulSet") => {
-            if let Some(Value::Object(spec)) = map.get_mut("spec") {
-                spec.entry("replicas").or_insert(json!(1));
+        ("apps", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet") => {
+            if kind != "DaemonSet" {
+                fill(obj.get_mut("spec"), &[("replicas", json!(1))]);
             }
+            fill(obj.get_mut("spec"), &[("revisionHistoryLimit", json!(10))]);
+            if kind == "Deployment" {
+                fill(
+                    obj.get_mut("spec"),
+                    &[
+                        ("progressDeadlineSeconds", json!(600)),
+                        (
+                            "strategy",
+                            json!({"type": "RollingUpdate",
+                                   "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
+                        ),
+                    ],
+                );
+            }
+            default_pod_spec(obj.pointer_mut("/spec/template/spec"));
+        }
+        ("batch", "Job") => {
+            fill(obj.get_mut("spec"), &[("backoffLimit", json!(6))]);
+            default_pod_spec_but_restart(obj.pointer_mut("/spec/template/spec"));
         }
         _ => {}
     }
@@ -104,6 +201,58 @@ pub fn apply_built_in_defaults(group: &str, kind: &str, obj: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn built_in_kinds_read_back_with_the_real_servers_defaults() {
+        let mut secret = json!({"metadata": {"name": "s"}, "data": {"k": "dg=="}});
+        apply_built_in_defaults("", "Secret", &mut secret);
+        assert_eq!(secret["type"], "Opaque");
+        let mut tls = json!({"metadata": {"name": "t"}, "type": "kubernetes.io/tls"});
+        apply_built_in_defaults("", "Secret", &mut tls);
+        assert_eq!(tls["type"], "kubernetes.io/tls");
+
+        let mut svc = json!({"spec": {"ports": [{"port": 80}, {"port": 53, "protocol": "UDP", "targetPort": "dns"}]}});
+        apply_built_in_defaults("", "Service", &mut svc);
+        assert_eq!(svc["spec"]["type"], "ClusterIP");
+        assert_eq!(svc["spec"]["sessionAffinity"], "None");
+        assert_eq!(
+            svc["spec"]["ports"][0],
+            json!({"port": 80, "protocol": "TCP", "targetPort": 80})
+        );
+        assert_eq!(
+            svc["spec"]["ports"][1],
+            json!({"port": 53, "protocol": "UDP", "targetPort": "dns"})
+        );
+
+        let mut deploy = json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "a", "image": "nginx"}, {"name": "b", "image": "registry.k8s.io/pause:3.9"},
+            {"name": "c", "image": "localhost:5000/app:latest"}, {"name": "d", "image": "app@sha256:ab"},
+            {"name": "e", "image": "localhost:5000/app", "imagePullPolicy": "Never"}]}}}});
+        apply_built_in_defaults("apps", "Deployment", &mut deploy);
+        assert_eq!(deploy["spec"]["replicas"], 1);
+        assert_eq!(
+            deploy["spec"]["strategy"]["rollingUpdate"]["maxSurge"],
+            "25%"
+        );
+        let containers = &deploy["spec"]["template"]["spec"]["containers"];
+        let policies: Vec<&str> = (0..5)
+            .map(|i| containers[i]["imagePullPolicy"].as_str().unwrap_or(""))
+            .collect();
+        assert_eq!(
+            policies,
+            ["Always", "IfNotPresent", "Always", "IfNotPresent", "Never"]
+        );
+        assert_eq!(
+            deploy["spec"]["template"]["spec"]["restartPolicy"],
+            "Always"
+        );
+
+        // Explicit values are kept; a Job keeps its own restart policy.
+        let mut job = json!({"spec": {"backoffLimit": 2, "template": {"spec": {"restartPolicy": "Never", "containers": []}}}});
+        apply_built_in_defaults("batch", "Job", &mut job);
+        assert_eq!(job["spec"]["backoffLimit"], 2);
+        assert_eq!(job["spec"]["template"]["spec"]["restartPolicy"], "Never");
+    }
 
     #[test]
     fn nested_defaults_apply_into_defaulted_values() {

@@ -5,6 +5,8 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
+use axum::http::HeaderMap;
+
 use crate::api::Api;
 use crate::errors::ApiError;
 use crate::object::lock;
@@ -87,6 +89,73 @@ impl AccessControl {
                 Err(error)
             }
         }
+    }
+
+    /// The user a request acts as: `actor`, or whom it impersonates (`Impersonate-User` and
+    /// `Impersonate-Group`, what `kubectl --as` and `--as-group` send) if `actor` may
+    /// impersonate them: the `impersonate` verb on `users`, `groups`, or, for a ServiceAccount's
+    /// name, `serviceaccounts` in its namespace, as on the real server.
+    pub fn impersonate(&self, actor: UserInfo, headers: &HeaderMap) -> Result<UserInfo, ApiError> {
+        let values = |name: &str| -> Result<Vec<String>, ApiError> {
+            headers
+                .get_all(name)
+                .iter()
+                .map(|v| {
+                    v.to_str().map(str::to_string).map_err(|_| {
+                        ApiError::bad_request(format!("{name}: not a valid header value"))
+                    })
+                })
+                .collect()
+        };
+        let users = values("Impersonate-User")?;
+        let groups = values("Impersonate-Group")?;
+        let Some(name) = users.first() else {
+            if groups.is_empty() {
+                return Ok(actor);
+            }
+            return Err(ApiError::bad_request(
+                "requested to impersonate groups without impersonating a user",
+            ));
+        };
+        let check = |resource: &str, namespace: &str, name: &str| {
+            self.authorize(
+                &actor,
+                &RequestAttributes {
+                    verb: "impersonate".into(),
+                    group: String::new(),
+                    resource: resource.into(),
+                    subresource: String::new(),
+                    namespace: namespace.into(),
+                    name: name.into(),
+                },
+            )
+        };
+        let service_account = name
+            .strip_prefix("system:serviceaccount:")
+            .and_then(|rest| rest.split_once(':'));
+        let mut user = match service_account {
+            Some((ns, sa)) => {
+                check("serviceaccounts", ns, sa)?;
+                UserInfo::service_account(ns, sa)
+            }
+            None => {
+                check("users", "", name)?;
+                UserInfo {
+                    name: name.clone(),
+                    groups: vec!["system:authenticated".into()],
+                }
+            }
+        };
+        if !groups.is_empty() {
+            for g in &groups {
+                check("groups", "", g)?;
+            }
+            user.groups = groups;
+            if !user.groups.iter().any(|g| g == "system:authenticated") {
+                user.groups.push("system:authenticated".into());
+            }
+        }
+        Ok(user)
     }
 
     /// Every request denied so far, oldest first.

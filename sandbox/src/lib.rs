@@ -55,6 +55,7 @@ pub mod protobuf;
 pub mod quantity;
 pub mod rbac;
 pub mod registry;
+pub mod reviews;
 pub mod scale;
 pub mod scheduler;
 pub mod selectors;

@@ -279,6 +279,30 @@ impl Policy {
             })
     }
 
+    /// Every rule that applies to `user` in `namespace` (cluster-wide bindings, and the
+    /// namespace's RoleBindings when one is named), with the roles bindings name that do not
+    /// exist: a SelfSubjectRulesReview.
+    pub fn rules_for(&self, user: &UserInfo, namespace: &str) -> (Vec<PolicyRule>, Vec<String>) {
+        let (mut rules, mut missing) = (Vec::new(), Vec::new());
+        let cluster = self.cluster_role_bindings.iter().map(|b| (b, ""));
+        let namespaced = self
+            .role_bindings
+            .iter()
+            .filter(|b| !namespace.is_empty() && meta_str(b, "namespace") == namespace)
+            .map(|b| (b, meta_str(b, "namespace")));
+        for (binding, ns) in cluster.chain(namespaced) {
+            let binding: BindingObject = parse(binding);
+            if !binding.subjects.iter().any(|s| s.applies_to(user, ns)) {
+                continue;
+            }
+            match self.rules_of(&binding.role_ref, ns) {
+                Ok(r) => rules.extend(r),
+                Err(e) => missing.push(e),
+            }
+        }
+        (rules, missing)
+    }
+
     /// The RBAC authorizer's decision; members of `system:masters` pass everything.
     pub fn authorize(&self, user: &UserInfo, attrs: &RequestAttributes) -> Decision {
         if user.is_superuser() {

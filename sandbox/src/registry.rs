@@ -124,8 +124,16 @@ impl ResourceType {
         self.custom.is_none()
     }
 
+    /// Reviews (`authorization.k8s.io`): created and answered, never stored.
+    pub fn create_only(&self) -> bool {
+        self.group == REVIEWS_GROUP && self.custom.is_none()
+    }
+
     /// The verbs discovery advertises for the main resource.
     pub fn verbs(&self) -> Vec<&'static str> {
+        if self.create_only() {
+            return vec!["create"];
+        }
         vec![
             "create",
             "delete",
@@ -138,6 +146,9 @@ impl ResourceType {
         ]
     }
 }
+
+/// The group of the access reviews (see [`crate::reviews`]).
+pub const REVIEWS_GROUP: &str = "authorization.k8s.io";
 
 /// One row of the built-in table.
 struct BuiltIn {
@@ -307,6 +318,39 @@ const BUILT_INS: &[BuiltIn] = &[
         "ValidatingWebhookConfiguration",
         "validatingwebhookconfigurations",
         false,
+        &[],
+    ),
+    // What `kubectl auth can-i` asks (see reviews.rs).
+    row(
+        REVIEWS_GROUP,
+        "v1",
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+        false,
+        &[],
+    ),
+    row(
+        REVIEWS_GROUP,
+        "v1",
+        "SelfSubjectRulesReview",
+        "selfsubjectrulesreviews",
+        false,
+        &[],
+    ),
+    row(
+        REVIEWS_GROUP,
+        "v1",
+        "SubjectAccessReview",
+        "subjectaccessreviews",
+        false,
+        &[],
+    ),
+    row(
+        REVIEWS_GROUP,
+        "v1",
+        "LocalSubjectAccessReview",
+        "localsubjectaccessreviews",
+        true,
         &[],
     ),
     row(

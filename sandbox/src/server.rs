@@ -386,6 +386,13 @@ async fn route(app: &Arc<AppState>, req: Request) -> Result<Response, ApiError> 
     let user = app
         .authn
         .authenticate(parts.headers.get(header::AUTHORIZATION), public)?;
+    let user = match user {
+        Some(u) => Some(app.access.impersonate(u, &parts.headers)?),
+        None if parts.headers.contains_key("Impersonate-User") => {
+            return Err(ApiError::unauthorized());
+        }
+        None => None,
+    };
     let query: HashMap<String, String> =
         serde_urlencoded::from_str(parts.uri.query().unwrap_or(""))
             .map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))?;
@@ -454,6 +461,46 @@ async fn route(app: &Arc<AppState>, req: Request) -> Result<Response, ApiError> 
         }
         _ => Err(ApiError::no_route()),
     }
+}
+
+/// `POST` of an access review: answered at once, never stored. Every authenticated user may ask
+/// about themselves (the real server's `system:basic-user` role); asking about others is
+/// authorized like any create.
+async fn review(
+    app: &Arc<AppState>,
+    user: &UserInfo,
+    method: &Method,
+    headers: &HeaderMap,
+    body: Body,
+    target: &Target,
+) -> Result<Response, ApiError> {
+    let rt = &target.rt;
+    if *method != Method::POST || target.name.is_some() {
+        return Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({method} {})",
+            rt.gr()
+        )));
+    }
+    if rt.namespaced && target.namespace.is_none() {
+        return Err(ApiError::no_route());
+    }
+    let namespace = target.namespace.clone().unwrap_or_default();
+    if !rt.kind.starts_with("Self") {
+        app.access.authorize(
+            user,
+            &RequestAttributes {
+                verb: "create".into(),
+                group: rt.group.clone(),
+                resource: rt.plural.clone(),
+                subresource: String::new(),
+                namespace: namespace.clone(),
+                name: String::new(),
+            },
+        )?;
+    }
+    let object = decode_object(headers, &read_body(headers, body).await?, &rt.kind)?;
+    let answered = crate::reviews::answer(&app.access, rt, user, &namespace, object)?;
+    Ok(json_response(StatusCode::CREATED, &answered))
 }
 
 /// A parsed resource URL.
@@ -806,6 +853,9 @@ async fn resource(
     let target = parse_target(app, group, version, rest)?;
     // Resource paths are never public: authentication gave a user.
     let user = user.ok_or_else(ApiError::unauthorized)?;
+    if target.rt.create_only() {
+        return review(app, user, method, headers, body, &target).await;
+    }
     app.access.authorize(
         user,
         &RequestAttributes::of(

@@ -753,3 +753,135 @@ async fn a_service_account_without_rights_is_forbidden() {
     assert!(out.ok && out.stdout.contains("pods"), "{}", out.stderr);
     assert_eq!(k.env.sandbox.denials().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_can_i_answers_from_rbac_as_capstans_service_account() {
+    let Some(k) = Kubectl::start().await else {
+        return;
+    };
+    k.ok(&[
+        "apply",
+        "-f",
+        "manifests/00-namespace.yaml",
+        "-f",
+        "manifests/10-rbac.yaml",
+    ])
+    .await;
+    let sa = "--as=system:serviceaccount:capstan:capstan";
+    let can_i = |args: &[&str]| {
+        let mut all = vec!["auth", "can-i"];
+        all.extend_from_slice(args);
+        all.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    // (question, expected answer): what manifests/10-rbac.yaml grants and what it does not.
+    let cases: &[(&[&str], &str)] = &[
+        (&["create", "nodeclaims.karpenter.sh", sa], "yes"),
+        (&["update", "nodeclaims.karpenter.sh", sa], "no"),
+        (
+            &[
+                "create",
+                "pods",
+                "--subresource=eviction",
+                "-n",
+                "default",
+                sa,
+            ],
+            "yes",
+        ),
+        (&["create", "pods", "-n", "default", sa], "no"),
+        (&["delete", "nodes", sa], "yes"),
+        (
+            &[
+                "update",
+                "leases/capstan-leader-election",
+                "-n",
+                "capstan",
+                sa,
+            ],
+            "yes",
+        ),
+        (&["update", "leases/other", "-n", "capstan", sa], "no"),
+        (
+            &[
+                "update",
+                "leases/capstan-leader-election",
+                "-n",
+                "default",
+                sa,
+            ],
+            "no",
+        ),
+        (&["get", "secrets", "-n", "capstan", sa], "no"),
+        // The admin may do anything; a user with no binding nothing.
+        (&["delete", "nodes"], "yes"),
+        (&["list", "pods", "--as=jane"], "no"),
+    ];
+    for (args, want) in cases {
+        let out = k
+            .run(&can_i(args).iter().map(String::as_str).collect::<Vec<_>>())
+            .await;
+        assert_eq!(
+            out.stdout.trim(),
+            *want,
+            "kubectl auth can-i {args:?}: {}",
+            out.stderr
+        );
+        // kubectl's exit status says it too.
+        assert_eq!(out.ok, *want == "yes", "{args:?}");
+    }
+
+    // `--list`: the rules that apply in a namespace (the Role's only in its own).
+    let list = k
+        .ok(&["auth", "can-i", "--list", "-n", "capstan", sa])
+        .await;
+    assert!(list.contains("nodeclaims.karpenter.sh"), "{list}");
+    assert!(list.contains("[capstan-leader-election]"), "{list}");
+    let list = k
+        .ok(&["auth", "can-i", "--list", "-n", "default", sa])
+        .await;
+    assert!(!list.contains("capstan-leader-election"), "{list}");
+
+    // Acting as the ServiceAccount is RBAC-checked like its own token: a read it lacks is refused.
+    let err = k.fails(&["get", "secrets", "-n", "capstan", sa]).await;
+    assert!(
+        err.contains(
+            "User \"system:serviceaccount:capstan:capstan\" cannot list resource \"secrets\""
+        ),
+        "{err}"
+    );
+    // ... and one it has succeeds (ok() asserts kubectl's success).
+    k.ok(&["get", "nodes", sa]).await;
+
+    // Only who may impersonate does: a ServiceAccount without that right is refused.
+    let token = k
+        .env
+        .sandbox
+        .issue_service_account_token("capstan", "capstan")
+        .expect("token");
+    let kubeconfig = k.env.dir.path().join("capstan.kubeconfig");
+    capstan_sandbox::kubeconfig::write(
+        &kubeconfig,
+        &capstan_sandbox::kubeconfig::render(
+            k.env.sandbox.url(),
+            k.env.sandbox.ca_pem(),
+            token.trim(),
+        ),
+    )
+    .expect("write kubeconfig");
+    let out = k
+        .run_as(&kubeconfig, &["get", "nodes", "--as=system:admin"])
+        .await;
+    assert!(!out.ok, "{}", out.stdout);
+    assert!(
+        out.stderr.contains(
+            "users \"system:admin\" is forbidden: User \"system:serviceaccount:capstan:capstan\" cannot impersonate resource \"users\""
+        ),
+        "{}",
+        out.stderr
+    );
+    // Without --as it asks about itself, which every user may.
+    let out = k
+        .run_as(&kubeconfig, &["auth", "can-i", "watch", "nodes"])
+        .await;
+    assert_eq!(out.stdout.trim(), "yes", "{}", out.stderr);
+}

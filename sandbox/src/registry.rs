@@ -295,6 +295,36 @@ const BUILT_INS: &[BuiltIn] = &[
         .all()
         .fields(&["status.successful"]),
     row("coordination.k8s.io", "v1", "Lease", "leases", true, &[]),
+    // Stored and served, no controller behind them: a team's manifests often carry them.
+    row("batch", "v1", "CronJob", "cronjobs", true, &["cj"])
+        .status()
+        .all(),
+    row(
+        "",
+        "v1",
+        "ResourceQuota",
+        "resourcequotas",
+        true,
+        &["quota"],
+    )
+    .status(),
+    row(
+        "networking.k8s.io",
+        "v1",
+        "Ingress",
+        "ingresses",
+        true,
+        &["ing"],
+    )
+    .status(),
+    row(
+        "scheduling.k8s.io",
+        "v1",
+        "PriorityClass",
+        "priorityclasses",
+        false,
+        &["pc"],
+    ),
     row(
         "apiextensions.k8s.io",
         "v1",

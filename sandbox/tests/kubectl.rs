@@ -685,6 +685,30 @@ async fn create_commands_send_protobuf() {
     let crb = get(&["clusterrolebinding", "crb"]).await;
     assert_eq!(crb["subjects"][0]["name"], "alice", "{crb}");
 
+    // Kinds stored without a controller, as a team's manifests carry them.
+    k.ok(&[
+        "create",
+        "cronjob",
+        "cj",
+        "--image=busybox",
+        "--schedule=*/5 * * * *",
+    ])
+    .await;
+    let cj = get(&["cronjob", "cj"]).await;
+    assert_eq!(cj["spec"]["schedule"], "*/5 * * * *", "{cj}");
+    k.ok(&["create", "quota", "q", "--hard=cpu=4,pods=10"])
+        .await;
+    let quota = get(&["resourcequota", "q"]).await;
+    assert_eq!(quota["spec"]["hard"]["cpu"], "4", "{quota}");
+    k.ok(&["create", "ingress", "ing", "--rule=example.com/=svc:80"])
+        .await;
+    let ing = get(&["ingress", "ing"]).await;
+    assert_eq!(ing["spec"]["rules"][0]["host"], "example.com", "{ing}");
+    k.ok(&["create", "priorityclass", "high", "--value=1000"])
+        .await;
+    let pc = get(&["priorityclass", "high"]).await;
+    assert_eq!(pc["value"], 1000, "{pc}");
+
     // drain without the Eviction API deletes pods with a protobuf DeleteOptions body.
     let node = k.write(
         "node.yaml",

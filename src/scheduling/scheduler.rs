@@ -737,7 +737,7 @@ impl<'a> Scheduler<'a> {
                         self.cap(j);
                         continue;
                     }
-                    Some((claim.reqs.clone(), kept))
+                    Some((None, kept))
                 }
             } else {
                 let mut new_reqs = claim.reqs.clone();
@@ -752,7 +752,7 @@ impl<'a> Scheduler<'a> {
                             &requests,
                         ) =>
                     {
-                        Some((new_reqs, options))
+                        Some((Some(new_reqs), options))
                     }
                     // Inefficient because of this pod's own requirements: others may still fit.
                     _ => continue,
@@ -769,7 +769,10 @@ impl<'a> Scheduler<'a> {
                     claim.reserved = reserved;
                 }
                 claim.options = options;
-                claim.reqs = new_reqs;
+                // None: the pod added no requirement (no need to clone the claim's).
+                if let Some(r) = new_reqs {
+                    claim.reqs = r;
+                }
             }
             claim.headroom = &claim.max_allocatable - &requests;
             claim.requests = requests;
@@ -943,11 +946,18 @@ impl<'a> Scheduler<'a> {
             return;
         };
         let claim = &mut self.claims[j];
-        claim.max_allocatable = max_allocatable(&options);
-        claim.headroom = &claim.max_allocatable - &claim.requests;
-        let reserved = max_capacity(&options);
-        self.reserved[claim.pool] = &(&self.reserved[claim.pool] - &claim.reserved) + &reserved;
-        claim.reserved = reserved;
+        // The zone usually keeps the largest types, and with them the maxima.
+        let kept = {
+            let m = Maxima::new(&claim.max_allocatable, &claim.reserved);
+            m.trackable() && m.held(&options, m.all())
+        };
+        if !kept {
+            claim.max_allocatable = max_allocatable(&options);
+            claim.headroom = &claim.max_allocatable - &claim.requests;
+            let reserved = max_capacity(&options);
+            self.reserved[claim.pool] = &(&self.reserved[claim.pool] - &claim.reserved) + &reserved;
+            claim.reserved = reserved;
+        }
         claim.options = options;
         claim.reqs = reqs;
     }

@@ -279,23 +279,36 @@ impl Policy {
             })
     }
 
-    /// Every rule that applies to `user` in `namespace` (cluster-wide bindings, and the
-    /// namespace's RoleBindings when one is named), with the roles bindings name that do not
-    /// exist: a SelfSubjectRulesReview.
-    pub fn rules_for(&self, user: &UserInfo, namespace: &str) -> (Vec<PolicyRule>, Vec<String>) {
-        let (mut rules, mut missing) = (Vec::new(), Vec::new());
+    /// For each binding of `user` that applies in `namespace` (every ClusterRoleBinding, and
+    /// the namespace's RoleBindings when one is named), the rules of its role, or why it has
+    /// none (the role does not exist).
+    fn bound_rules<'a>(
+        &'a self,
+        user: &'a UserInfo,
+        namespace: &'a str,
+    ) -> impl Iterator<Item = Result<Vec<PolicyRule>, String>> + 'a {
         let cluster = self.cluster_role_bindings.iter().map(|b| (b, ""));
         let namespaced = self
             .role_bindings
             .iter()
-            .filter(|b| !namespace.is_empty() && meta_str(b, "namespace") == namespace)
+            .filter(move |b| !namespace.is_empty() && meta_str(b, "namespace") == namespace)
             .map(|b| (b, meta_str(b, "namespace")));
-        for (binding, ns) in cluster.chain(namespaced) {
+        cluster.chain(namespaced).filter_map(move |(binding, ns)| {
             let binding: BindingObject = parse(binding);
-            if !binding.subjects.iter().any(|s| s.applies_to(user, ns)) {
-                continue;
-            }
-            match self.rules_of(&binding.role_ref, ns) {
+            binding
+                .subjects
+                .iter()
+                .any(|s| s.applies_to(user, ns))
+                .then(|| self.rules_of(&binding.role_ref, ns))
+        })
+    }
+
+    /// Every rule that applies to `user` in `namespace`, with the roles bindings name that do
+    /// not exist: a SelfSubjectRulesReview.
+    pub fn rules_for(&self, user: &UserInfo, namespace: &str) -> (Vec<PolicyRule>, Vec<String>) {
+        let (mut rules, mut missing) = (Vec::new(), Vec::new());
+        for bound in self.bound_rules(user, namespace) {
+            match bound {
                 Ok(r) => rules.extend(r),
                 Err(e) => missing.push(e),
             }
@@ -309,18 +322,8 @@ impl Policy {
             return Decision::Allow;
         }
         let mut missing = Vec::new();
-        let cluster = self.cluster_role_bindings.iter().map(|b| (b, ""));
-        let namespaced = self
-            .role_bindings
-            .iter()
-            .filter(|b| !attrs.namespace.is_empty() && meta_str(b, "namespace") == attrs.namespace)
-            .map(|b| (b, meta_str(b, "namespace")));
-        for (binding, ns) in cluster.chain(namespaced) {
-            let binding: BindingObject = parse(binding);
-            if !binding.subjects.iter().any(|s| s.applies_to(user, ns)) {
-                continue;
-            }
-            match self.rules_of(&binding.role_ref, ns) {
+        for bound in self.bound_rules(user, &attrs.namespace) {
+            match bound {
                 Ok(rules) if rules.iter().any(|r| r.allows(attrs)) => return Decision::Allow,
                 Ok(_) => {}
                 Err(e) => missing.push(e),

@@ -85,6 +85,30 @@ impl Kubectl {
         out.stderr
     }
 
+    /// A kubeconfig whose user is ServiceAccount `namespace/name` (a token issued for it).
+    fn kubeconfig_for(&self, namespace: &str, name: &str) -> PathBuf {
+        let token = self
+            .env
+            .sandbox
+            .issue_service_account_token(namespace, name)
+            .expect("token");
+        let path = self
+            .env
+            .dir
+            .path()
+            .join(format!("{namespace}-{name}.kubeconfig"));
+        capstan_sandbox::kubeconfig::write(
+            &path,
+            &capstan_sandbox::kubeconfig::render(
+                self.env.sandbox.url(),
+                self.env.sandbox.ca_pem(),
+                token.trim(),
+            ),
+        )
+        .expect("write kubeconfig");
+        path
+    }
+
     fn write(&self, file: &str, yaml: &str) -> String {
         let path = self.env.dir.path().join(file);
         std::fs::write(&path, yaml).expect("write manifest");
@@ -742,22 +766,7 @@ async fn a_service_account_without_rights_is_forbidden() {
         "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: nobody\n",
     );
     k.ok(&["apply", "-f", &sa]).await;
-    // `kubectl create token` sends a protobuf body, which the sandbox does not decode yet.
-    let token = k
-        .env
-        .sandbox
-        .issue_service_account_token("default", "nobody")
-        .expect("token");
-    let kubeconfig = k.env.dir.path().join("nobody.kubeconfig");
-    capstan_sandbox::kubeconfig::write(
-        &kubeconfig,
-        &capstan_sandbox::kubeconfig::render(
-            k.env.sandbox.url(),
-            k.env.sandbox.ca_pem(),
-            token.trim(),
-        ),
-    )
-    .expect("write kubeconfig");
+    let kubeconfig = k.kubeconfig_for("default", "nobody");
 
     let out = k.run_as(&kubeconfig, &["get", "pods"]).await;
     assert!(!out.ok, "{}", out.stdout);
@@ -877,21 +886,7 @@ async fn auth_can_i_answers_from_rbac_as_capstans_service_account() {
     k.ok(&["get", "nodes", sa]).await;
 
     // Only who may impersonate does: a ServiceAccount without that right is refused.
-    let token = k
-        .env
-        .sandbox
-        .issue_service_account_token("capstan", "capstan")
-        .expect("token");
-    let kubeconfig = k.env.dir.path().join("capstan.kubeconfig");
-    capstan_sandbox::kubeconfig::write(
-        &kubeconfig,
-        &capstan_sandbox::kubeconfig::render(
-            k.env.sandbox.url(),
-            k.env.sandbox.ca_pem(),
-            token.trim(),
-        ),
-    )
-    .expect("write kubeconfig");
+    let kubeconfig = k.kubeconfig_for("capstan", "capstan");
     let out = k
         .run_as(&kubeconfig, &["get", "nodes", "--as=system:admin"])
         .await;

@@ -431,7 +431,12 @@ async fn route(app: &Arc<AppState>, req: Request) -> Result<Response, ApiError> 
             "the server does not allow this method on the requested resource ({} {path})",
             parts.method
         ))),
-        ["api", "v1", rest @ ..] => {
+        ["api", "v1", rest @ ..] | ["apis", _, _, rest @ ..] => {
+            // The core group is `/api/v1`; every other group `/apis/<group>/<version>`.
+            let (group, version) = match segs.as_slice() {
+                ["apis", g, v, ..] => (*g, *v),
+                _ => ("", "v1"),
+            };
             resource(
                 app,
                 user.as_ref(),
@@ -439,22 +444,8 @@ async fn route(app: &Arc<AppState>, req: Request) -> Result<Response, ApiError> 
                 &parts.headers,
                 body,
                 &query,
-                "",
-                "v1",
-                rest,
-            )
-            .await
-        }
-        ["apis", g, v, rest @ ..] => {
-            resource(
-                app,
-                user.as_ref(),
-                &parts.method,
-                &parts.headers,
-                body,
-                &query,
-                g,
-                v,
+                group,
+                version,
                 rest,
             )
             .await
